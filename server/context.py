@@ -1,0 +1,127 @@
+"""What the model sees: prefix and suffix cut to token budgets, plus snippets from other open files.
+
+Plain functions over strings; the token counter is injected (the model's tokenizer in the server, a
+character estimate in unit tests).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from .templates import Snippet
+
+TokenCounter = Callable[[str], int]
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def estimate_tokens(text: str) -> int:
+    """~3.5 characters a token for code; used where no tokenizer is at hand."""
+    return (len(text) + 3) // 4 + text.count("\n") // 2
+
+
+@dataclass(frozen=True)
+class Budget:
+    prefix_tokens: int = 768
+    suffix_tokens: int = 96
+    snippet_tokens: int = 256
+    # The prefix start moves in steps of this many lines so the KV cache survives typing new lines.
+    start_quantum: int = 16
+    snippet_window: int = 20
+    max_snippets: int = 2
+
+
+@dataclass(frozen=True)
+class Context:
+    prefix: str
+    suffix: str
+    path: str | None = None
+    language: str = ""
+    snippets: tuple[Snippet, ...] = field(default_factory=tuple)
+
+
+def cut_prefix(prefix: str, budget: int, count: TokenCounter, quantum: int = 16) -> str:
+    """Keep whole lines from the cursor backwards within budget; align the start to a line multiple."""
+    lines = prefix.split("\n")
+    cur = lines[-1]
+    if count(cur) > budget:  # one enormous line: keep its tail only
+        return cur[-budget * 3:]
+    used = count(cur)
+    start = len(lines) - 1
+    while start > 0:
+        need = count(lines[start - 1]) + 1
+        if used + need > budget:
+            break
+        used += need
+        start -= 1
+    if start > 0 and quantum > 1:
+        start = -(-start // quantum) * quantum  # round up: never exceed the budget
+        start = min(start, len(lines) - 1)
+    return "\n".join(lines[start:])
+
+
+def cut_suffix(suffix: str, budget: int, count: TokenCounter) -> str:
+    lines = suffix.split("\n")
+    out: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        need = count(line) + (1 if i else 0)
+        if used + need > budget:
+            if not out:
+                out.append(line[:budget * 3])
+            break
+        out.append(line)
+        used += need
+    return "\n".join(out)
+
+
+def _words(text: str) -> set[str]:
+    return set(WORD.findall(text))
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def best_snippets(query: str, others: Iterable[tuple[str, str]], budget: int, count: TokenCounter,
+                  window: int = 20, max_snippets: int = 2, min_score: float = 0.1) -> tuple[Snippet, ...]:
+    """Copilot-style neighbouring tabs: windows of other files ranked by Jaccard word overlap."""
+    q = _words(query)
+    if not q or budget <= 0:
+        return ()
+    scored: list[tuple[float, str, int, str]] = []
+    for path, text in others:
+        lines = text.split("\n")
+        step = max(1, window // 2)
+        for i in range(0, max(1, len(lines) - window + step), step):
+            chunk = "\n".join(lines[i:i + window])
+            score = jaccard(q, _words(chunk))
+            if score >= min_score:
+                scored.append((score, path, i, chunk))
+    scored.sort(key=lambda t: (-t[0], t[1], t[2]))
+    chosen: list[tuple[str, int, str]] = []
+    used = 0
+    for score, path, i, chunk in scored:
+        if len(chosen) >= max_snippets:
+            break
+        if any(p == path and abs(j - i) < window for p, j, _ in chosen):
+            continue
+        need = count(chunk) + 8
+        if used + need > budget:
+            continue
+        chosen.append((path, i, chunk))
+        used += need
+    return tuple(Snippet(path, chunk) for path, _, chunk in chosen)
+
+
+def build_context(prefix: str, suffix: str, *, count: TokenCounter = estimate_tokens,
+                  budget: Budget = Budget(), path: str | None = None, language: str = "",
+                  others: Iterable[tuple[str, str]] = ()) -> Context:
+    p = cut_prefix(prefix, budget.prefix_tokens, count, budget.start_quantum)
+    s = cut_suffix(suffix, budget.suffix_tokens, count)
+    query = "\n".join(prefix.split("\n")[-budget.snippet_window:])
+    snippets = best_snippets(query, others, budget.snippet_tokens, count,
+                             budget.snippet_window, budget.max_snippets)
+    return Context(p, s, path, language, snippets)

@@ -1,0 +1,154 @@
+"""The completion pipeline as plain Python: request -> cache -> filter -> context -> prompt -> generate ->
+post-process -> result. The LSP layer, the CLI, the evaluator and the simulator all call this."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import features as feats
+from .cache import TypingCache
+from .context import Budget, build_context
+from .filter import Decision, Filter, NoFilter, decide
+from .postprocess import decide_multiline, early_stop, postprocess
+from .runtime import Generation
+from .settings import Settings
+from .templates import FimTemplate
+
+log = logging.getLogger(__name__)
+
+MAX_DOC_CHARS = 1_000_000
+
+
+class Runtime(Protocol):
+    template: FimTemplate
+    model_id: str
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None) -> Generation: ...
+
+
+class InputError(ValueError):
+    """The request cannot be completed as asked (binary, huge, bad position); the message says why."""
+
+
+@dataclass(frozen=True)
+class Request:
+    uri: str
+    text: str
+    offset: int
+    language: str = ""
+    path: str | None = None
+    others: tuple[tuple[str, str], ...] = ()  # other open documents of the same language: (path, text)
+
+    @property
+    def prefix(self) -> str:
+        return self.text[:self.offset]
+
+    @property
+    def suffix(self) -> str:
+        return self.text[self.offset:]
+
+
+@dataclass
+class Result:
+    id: str
+    text: str
+    source: str  # model | cache | none
+    reason: str | None = None  # why there is no text: disabled | filtered | empty | input
+    multiline: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    features: dict[str, float] = field(default_factory=dict)
+    decision: Decision = field(default_factory=lambda: Decision(True))
+    raw: str = ""
+    model_id: str = ""
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    parent_id: str | None = None  # for cache hits: the suggestion this continues
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def check_input(req: Request) -> None:
+    if len(req.text) > MAX_DOC_CHARS:
+        raise InputError(f"document is too large to complete ({len(req.text):,} characters; "
+                         f"the limit is {MAX_DOC_CHARS:,})")
+    if "\x00" in req.text[max(0, req.offset - 4096):req.offset + 4096]:
+        raise InputError("document looks binary (NUL bytes near the cursor); not completing it")
+    if not 0 <= req.offset <= len(req.text):
+        raise InputError(f"cursor offset {req.offset} is outside the document (length {len(req.text)})")
+
+
+class Engine:
+    def __init__(self, runtime: Runtime, *, budget: Budget = Budget(), filt: Filter | None = None):
+        self.runtime = runtime
+        self.budget = budget
+        self.filter = filt or NoFilter()
+        self.cache = TypingCache()
+        self.history = feats.History()
+        self._last_decision_at: float | None = None
+        self._lock = threading.Lock()
+
+    def from_cache(self, req: Request) -> Result | None:
+        """Answer from the typing-through cache; cheap enough to run on the event loop."""
+        hit = self.cache.get(req.uri, req.prefix, req.suffix)
+        if hit is None:
+            return None
+        return Result(new_id(), hit.text, "cache", multiline="\n" in hit.text, model_id=self.runtime.model_id,
+                      parent_id=hit.entry.completion_id, timings={"total_ms": 0.0})
+
+    def record_outcome(self, accepted: bool) -> None:
+        with self._lock:
+            self.history = feats.History(accepted, self.history.seconds_since_last)
+
+    def complete(self, req: Request, settings: Settings = Settings(),
+                 cancel: threading.Event | None = None) -> Result:
+        t0 = time.perf_counter()
+        check_input(req)
+        if not settings.enabled_for(req.language):
+            return Result(new_id(), "", "none", reason="disabled")
+        cached = self.from_cache(req)
+        if cached is not None:
+            return cached
+        prefix, suffix = req.prefix, req.suffix
+        with self._lock:
+            now = time.monotonic()
+            since = now - self._last_decision_at if self._last_decision_at else None
+            self._last_decision_at = now
+            history = feats.History(self.history.last_accepted, since)
+        features = feats.extract(prefix, suffix, req.language, history)
+        decision = decide(self.filter, features, settings.filterAggressiveness)
+        t_filter = time.perf_counter()
+        result = Result(new_id(), "", "model", features=features, decision=decision,
+                        model_id=self.runtime.model_id)
+        if not decision.show:
+            result.reason = "filtered"
+            result.timings = {"filter_ms": (t_filter - t0) * 1000, "total_ms": (t_filter - t0) * 1000}
+            return result
+        ctx = build_context(prefix, suffix, count=self.runtime.count_tokens, budget=self.budget,
+                            path=req.path, language=req.language, others=req.others)
+        prompt = self.runtime.template.render(ctx.prefix, ctx.suffix, path=ctx.path, snippets=ctx.snippets)
+        multiline = decide_multiline(prefix, suffix, settings.multiline)
+        t_ctx = time.perf_counter()
+        gen = self.runtime.generate(
+            prompt, max_tokens=settings.maxTokens, cancel=cancel,
+            should_stop=lambda text: early_stop(text, prefix, suffix, multiline))
+        t_gen = time.perf_counter()
+        text = postprocess(gen.text, prefix, suffix, multiline)
+        t_post = time.perf_counter()
+        result.text, result.raw, result.multiline = text, gen.text, multiline
+        result.reason = None if text else "empty"
+        result.prompt_tokens, result.reused_tokens = gen.n_prompt, gen.n_reused
+        result.timings = {
+            "filter_ms": (t_filter - t0) * 1000, "context_ms": (t_ctx - t_filter) * 1000,
+            "prompt_ms": gen.prompt_ms, "generate_ms": gen.generate_ms,
+            "post_ms": (t_post - t_gen) * 1000, "total_ms": (t_post - t0) * 1000,
+        }
+        self.cache.put(req.uri, prefix, suffix, text, result.id)
+        return result

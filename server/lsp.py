@@ -1,0 +1,284 @@
+"""The LSP layer: the only module that imports pygls. Handlers parse params, call plain code, build types."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import JsonRPCNotification
+
+from . import __version__
+from .engine import Engine, InputError, Request
+from .models import ModelError, resolve
+from .runtime import Cancelled, LlamaRuntime
+from .scheduler import LatestWins, Superseded
+from .session import Session
+from .settings import parse_settings
+
+log = logging.getLogger(__name__)
+
+ACCEPT_COMMAND = "ghostline.accepted"
+OUTCOME = "ghostline/outcome"
+STATUS = "ghostline/status"
+STATS = "ghostline/stats"
+MAX_SNIPPET_DOCS = 20
+
+
+class GhostlineProtocol(LanguageServerProtocol):
+    """pygls drops requests whose params do not deserialize without answering; answer them."""
+
+    def structure_message(self, data: dict[str, Any]):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            method = data.get("method", "?")
+            detail = f"invalid params for {method}: {exc.__cause__ or exc}".splitlines()[0][:300]
+            if "id" in data and "method" in data:
+                err = exc.to_response_error()
+                err.message = detail
+                self._send_response(data["id"], error=err)
+            log.error("%s", detail)
+            self._server.window_log_message(types.LogMessageParams(types.MessageType.Error, detail))
+            return JsonRPCNotification(method="$/ghostline/invalid", jsonrpc="2.0", params=None)
+
+
+class GhostlineServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("ghostline", __version__, protocol_cls=GhostlineProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.session = Session(notify=self._notify)
+        self.scheduler = LatestWins()
+        self.recent: OrderedDict[str, float] = OrderedDict()  # uri -> last edit, for snippets
+        self._warned: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    def bind_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _notify(self, kind: str, payload: dict) -> None:
+        """Session events -> client. Called from worker threads too: hop onto the event loop."""
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            loop.call_soon_threadsafe(self._send, kind, payload)
+        else:
+            self._send(kind, payload)
+
+    def _send(self, kind: str, payload: dict) -> None:
+        try:
+            if kind == "status":
+                self.protocol.notify(STATUS, payload)
+            elif kind == "message":
+                level = {"error": types.MessageType.Error, "warning": types.MessageType.Warning}.get(
+                    payload.get("level"), types.MessageType.Info)
+                self.window_show_message(types.ShowMessageParams(level, payload["text"]))
+            elif kind == "log":
+                self.window_log_message(types.LogMessageParams(types.MessageType.Info, payload["text"]))
+        except Exception:  # the client went away mid-notification; nothing to tell
+            log.debug("notify failed", exc_info=True)
+
+    def warn_once(self, key: str, text: str) -> None:
+        log.warning("%s", text)
+        if key not in self._warned:
+            self._warned.add(key)
+            self._notify("message", {"level": "warning", "text": f"Ghostline: {text}"})
+
+    def request_for(self, uri: str, position: types.Position) -> Request:
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            raise InputError(f"unknown document {uri} (not opened with didOpen)")
+        lines = doc.lines
+        if position.line < 0 or position.line > len(lines) or position.character < 0:
+            raise InputError(f"position {position.line}:{position.character} is outside {uri} "
+                             f"({len(lines)} lines)")
+        text = lines[position.line].rstrip("\r\n") if position.line < len(lines) else ""
+        if position.character > len(text.encode("utf-16-le")) // 2:
+            raise InputError(f"position {position.line}:{position.character} is past the end of the line "
+                             f"({len(text)} characters)")
+        others = tuple((u, d.source) for u in reversed(self.recent)
+                       if u != uri and (d := self.workspace.text_documents.get(u)) is not None
+                       and d.language_id == doc.language_id)[:MAX_SNIPPET_DOCS]
+        return Request(uri, doc.source, doc.offset_at_position(position), doc.language_id or "",
+                       path=_path_of(uri), others=others)
+
+    def touch(self, uri: str) -> None:
+        self.recent.pop(uri, None)
+        self.recent[uri] = time.monotonic()
+        while len(self.recent) > 64:
+            self.recent.popitem(last=False)
+
+    async def complete(self, uri: str, position: types.Position):
+        """Shared by inline completion and the completion fallback. Returns (Result, Request) or None."""
+        session = self.session
+        try:
+            req = self.request_for(uri, position)
+        except InputError as e:
+            session.count("input_errors")
+            self.warn_once(f"input:{uri}:{str(e)[:40]}", str(e))
+            return None
+        try:
+            fast = session.fast_path(req)
+        except InputError as e:
+            self.warn_once(f"input:{uri}", str(e))
+            return None
+        if fast is not None:
+            return fast, req
+        if session.engine is None:
+            await session.wait_loaded()
+            if session.engine is None:
+                return None
+        job = self.scheduler.submit(uri, lambda cancel: session.run_model(req, cancel))
+        try:
+            result = await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:  # $/cancelRequest: stop the generation between tokens
+            job.cancel.set()
+            session.count("cancelled")
+            raise
+        except Superseded:
+            session.count("superseded")
+            return None
+        except Cancelled:
+            session.count("cancelled")
+            return None
+        except InputError as e:
+            self.warn_once(f"input:{uri}", str(e))
+            return None
+        return (result, req) if result is not None else None
+
+
+def _path_of(uri: str) -> str | None:
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+        return unquote(urlparse(uri).path)
+    return None
+
+
+def _range_at(position: types.Position) -> types.Range:
+    return types.Range(position, position)
+
+
+def _accept_command(completion_id: str) -> types.Command:
+    return types.Command(title="Ghostline: accepted", command=ACCEPT_COMMAND, arguments=[completion_id])
+
+
+def create_server() -> GhostlineServer:
+    server = GhostlineServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: GhostlineServer, params: types.InitializeParams) -> None:
+        ls.session.configure(params.initialization_options)
+        if params.process_id:
+            watch_parent(params.process_id)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: GhostlineServer, params: types.InitializedParams) -> None:
+        ls.bind_loop()
+        ls.session.load_model_async()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: GhostlineServer, params: types.DidChangeConfigurationParams) -> None:
+        ls.session.configure(params.settings)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: GhostlineServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.touch(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: GhostlineServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.touch(params.text_document.uri)
+        ls.session.document_changed(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: GhostlineServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.recent.pop(params.text_document.uri, None)
+        ls.session.document_closed(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: GhostlineServer, params: types.InlineCompletionParams):
+        got = await ls.complete(params.text_document.uri, params.position)
+        if got is None or not got[0].text:
+            return types.InlineCompletionList(items=[])
+        result, _ = got
+        return types.InlineCompletionList(items=[types.InlineCompletionItem(
+            insert_text=result.text, range=_range_at(params.position), command=_accept_command(result.id))])
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
+    async def completion(ls: GhostlineServer, params: types.CompletionParams):
+        got = await ls.complete(params.text_document.uri, params.position)
+        if got is None or not got[0].text:
+            return types.CompletionList(is_incomplete=True, items=[])
+        result, _ = got
+        label = result.text.strip().split("\n", 1)[0][:60] or result.text[:60]
+        item = types.CompletionItem(
+            label=label, kind=types.CompletionItemKind.Snippet, detail="Ghostline",
+            insert_text_format=types.InsertTextFormat.PlainText,
+            text_edit=types.TextEdit(_range_at(params.position), result.text),
+            filter_text="", sort_text="0", command=_accept_command(result.id))
+        return types.CompletionList(is_incomplete=True, items=[item])
+
+    @server.command(ACCEPT_COMMAND)
+    def accepted(ls: GhostlineServer, *args: Any) -> None:
+        completion_id = args[0] if args and isinstance(args[0], str) else None
+        if completion_id is None:
+            ls.warn_once("accept-args", f"{ACCEPT_COMMAND} needs the completion id as its argument")
+            return None
+        ls.session.outcome({"id": completion_id, "outcome": "accepted"})
+        return None
+
+    @server.feature(STATS)
+    def stats(ls: GhostlineServer, params: Any) -> dict:
+        return {**ls.session.stats, "state": ls.session.state, "error": ls.session.error}
+
+    @server.feature(OUTCOME)
+    def outcome(ls: GhostlineServer, params: Any) -> None:
+        ls.session.outcome(_as_dict(params))
+
+    return server
+
+
+def _as_dict(params: Any) -> dict:
+    if isinstance(params, dict):
+        return params
+    if hasattr(params, "_asdict"):  # pygls turns untyped params into namedtuples
+        return params._asdict()
+    return {}
+
+
+def watch_parent(pid: int, interval: float = 2.0) -> threading.Thread:
+    """Exit when the editor that started us dies (pygls does not watch its parent)."""
+    def alive() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def loop() -> None:
+        while alive():
+            time.sleep(interval)
+        log.warning("parent process %d is gone; exiting", pid)
+        os._exit(0)
+
+    t = threading.Thread(target=loop, name="ghostline-parent-watch", daemon=True)
+    t.start()
+    return t
+
+
+def load_runtime(model: str | None):
+    """Blocking model load for the session: resolve the manifest, load the GGUF."""
+    return LlamaRuntime(resolve(model or None))
+
+
+__all__ = ["create_server", "ModelError", "load_runtime", "Engine"]

@@ -1,0 +1,111 @@
+"""The model runtime: llama-cpp-python with KV prefix reuse, cancellation between tokens, LoRA seam."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .models import ModelError, ResolvedModel
+from .templates import FimTemplate, get_template
+
+log = logging.getLogger(__name__)
+
+PROMPT_CHUNK = 64  # tokens evaluated between cancellation checks
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass
+class Generation:
+    text: str
+    n_prompt: int
+    n_reused: int
+    n_generated: int
+    prompt_ms: float
+    generate_ms: float
+    stop_reason: str  # eos | stop | length
+
+
+class LlamaRuntime:
+    """One loaded GGUF (optionally with a LoRA adapter). Not thread-safe: one worker drives it."""
+
+    def __init__(self, model: ResolvedModel, *, n_ctx: int = 2048, lora_path: str | None = None,
+                 n_threads: int | None = None):
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise ModelError(f"llama-cpp-python is not installed ({e}); run `make setup`") from e
+        self.model = model
+        self.template: FimTemplate = get_template(model.fim_template)
+        threads = n_threads or int(os.environ.get("GHOSTLINE_THREADS", 0)) or os.cpu_count() or 1
+        t0 = time.perf_counter()
+        try:
+            self.llm = Llama(model_path=str(model.path), n_ctx=n_ctx, n_batch=512, n_threads=threads,
+                             n_threads_batch=threads, lora_path=lora_path, verbose=False)
+        except Exception as e:  # llama.cpp reports a bad file as a bare ValueError
+            raise ModelError(f"could not load {model.path}: {e}; the file may be corrupt — "
+                             f"run `python -m server.models verify`") from e
+        self.n_ctx = n_ctx
+        self.lora_path = lora_path
+        self.load_ms = (time.perf_counter() - t0) * 1000
+        self.stop_ids = {self.llm.token_eos()}
+        for s in self.template.stops:
+            ids = self.llm.tokenize(s.encode(), add_bos=False, special=True)
+            if len(ids) == 1:
+                self.stop_ids.add(ids[0])
+        log.info("loaded %s in %.0f ms (n_ctx=%d, threads=%d%s)", model.name, self.load_ms, n_ctx, threads,
+                 f", lora={lora_path}" if lora_path else "")
+
+    @property
+    def model_id(self) -> str:
+        return self.model.name + (f"+{os.path.basename(self.lora_path)}" if self.lora_path else "")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=False)) if text else 0
+
+    def generate(self, prompt: str, *, max_tokens: int, should_stop: Callable[[str], bool],
+                 cancel: threading.Event | None = None) -> Generation:
+        llm = self.llm
+        tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        if len(tokens) + 1 > self.n_ctx:
+            raise ValueError(f"prompt of {len(tokens)} tokens does not fit n_ctx={self.n_ctx}")
+        max_tokens = min(max_tokens, self.n_ctx - len(tokens))
+        cancel = cancel or threading.Event()
+        t0 = time.perf_counter()
+        # Evaluate the new part of the prompt in small chunks so a newer request can cancel it.
+        reused = 0
+        for a, b in zip(llm.input_ids[:llm.n_tokens], tokens):
+            if a != b:
+                break
+            reused += 1
+        reused = min(reused, len(tokens) - 1)
+        llm.n_tokens = reused
+        for i in range(reused, len(tokens) - 1, PROMPT_CHUNK):
+            if cancel.is_set():
+                raise Cancelled()
+            llm.eval(tokens[i:min(i + PROMPT_CHUNK, len(tokens) - 1)])
+        t1 = time.perf_counter()
+        out = bytearray()
+        n = 0
+        reason = "length"
+        for tok in llm.generate(tokens, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+            if cancel.is_set():
+                raise Cancelled()
+            if tok in self.stop_ids:
+                reason = "eos"
+                break
+            out += llm.detokenize([tok])
+            n += 1
+            if should_stop(out.decode("utf-8", errors="ignore")):
+                reason = "stop"
+                break
+            if n >= max_tokens:
+                break
+        t2 = time.perf_counter()
+        return Generation(out.decode("utf-8", errors="replace"), len(tokens), reused, n,
+                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason)

@@ -1,0 +1,170 @@
+"""Server state without the protocol: settings, the loaded model, outcomes. Plain Python, unit-testable.
+
+Talks to the client only through `notify(kind, payload)`: kind is "status", "message" or "log".
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable
+
+from .engine import Engine, Request, Result, check_input
+from .models import ModelError
+from .settings import Settings, parse_settings
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("shown", "accepted", "partial", "ignored", "helpful", "unhelpful")
+Notify = Callable[[str, dict], None]
+
+
+def _default_loader(model: str):
+    from .lsp import load_runtime  # imported lazily: tests inject fake loaders
+    return load_runtime(model)
+
+
+class Session:
+    def __init__(self, notify: Notify = lambda kind, payload: None,
+                 loader: Callable[[str], Any] = _default_loader):
+        self.notify = notify
+        self.loader = loader
+        self.settings = Settings()
+        self.engine: Engine | None = None
+        self.state = "loading"
+        self.error: str | None = None
+        self._loaded = threading.Event()
+        self._load_lock = threading.Lock()
+        self.results: OrderedDict[str, Result] = OrderedDict()  # recent suggestions, for outcomes
+        self.outcomes: list[dict] = []  # bounded log of what the client reported
+        self.stats: dict[str, int] = {k: 0 for k in (
+            "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty")}
+
+    def count(self, name: str) -> None:
+        self.stats[name] = self.stats.get(name, 0) + 1
+
+    # --- settings and model ------------------------------------------------------------------
+    def configure(self, raw: Any) -> None:
+        old = self.settings
+        self.settings, problems = parse_settings(raw, old)
+        for p in problems:
+            log.warning("%s", p)
+            self.notify("message", {"level": "warning", "text": f"Ghostline: {p}"})
+        if self.settings.model != old.model and self._loaded.is_set():
+            self.load_model_async()
+        elif self.settings.enable != old.enable and self._loaded.is_set():
+            self.set_state(self._idle_state())
+
+    def _idle_state(self) -> str:
+        if self.error:
+            return "error"
+        return "ready" if self.settings.enable else "disabled"
+
+    def set_state(self, state: str, message: str | None = None) -> None:
+        self.state = state
+        payload = {"state": state, "model": self.engine.runtime.model_id if self.engine else None}
+        if message:
+            payload["message"] = message
+        self.notify("status", payload)
+
+    def load_model_async(self) -> threading.Thread:
+        self._loaded.clear()
+        t = threading.Thread(target=self.load_model, name="ghostline-load", daemon=True)
+        t.start()
+        return t
+
+    def load_model(self) -> None:
+        with self._load_lock:
+            name = self.settings.model
+            self.set_state("loading", f"loading {name or 'default model'}")
+            try:
+                runtime = self.loader(name)
+                self.engine = Engine(runtime)
+                self.error = None
+                log.info("model ready: %s", runtime.model_id)
+            except (ModelError, ValueError, OSError) as e:
+                self.engine = None
+                self.error = str(e)
+                log.error("model failed to load: %s", e)
+                self.notify("message", {"level": "error", "text": f"Ghostline: {e}"})
+            finally:
+                self._loaded.set()
+            self.set_state(self._idle_state(), self.error)
+
+    async def wait_loaded(self, timeout: float = 600) -> bool:
+        return await asyncio.to_thread(self._loaded.wait, timeout)
+
+    # --- completions ------------------------------------------------------------------------
+    def fast_path(self, req: Request) -> Result | None:
+        """Everything that needs no model call: input checks, disabled, typing-through cache."""
+        self.count("requests")
+        try:
+            check_input(req)
+        except Exception:
+            self.count("input_errors")
+            raise
+        if not self.settings.enabled_for(req.language):
+            return Result("", "", "none", reason="disabled")
+        if self.engine is None and self._loaded.is_set():
+            return Result("", "", "none", reason="no model")
+        if self.engine is not None:
+            hit = self.engine.from_cache(req)
+            if hit is not None:
+                self.count("cache_hits")
+                self._remember(hit)
+                return hit
+        return None
+
+    def run_model(self, req: Request, cancel: threading.Event) -> Result:
+        engine = self.engine
+        if engine is None:
+            return Result("", "", "none", reason="no model")
+        self.count("model_calls")
+        self.set_state("generating")
+        try:
+            result = engine.complete(req, self.settings, cancel)
+        finally:
+            self.set_state(self._idle_state())
+        self._remember(result)
+        if not result.text:
+            self.count("empty")
+        t = result.timings
+        log.info("completion %s %s %d chars in %.0f ms (prompt %d tok, %d reused; %.0f+%.0f ms)%s",
+                 result.id, req.language, len(result.text), t.get("total_ms", 0), result.prompt_tokens,
+                 result.reused_tokens, t.get("prompt_ms", 0), t.get("generate_ms", 0),
+                 f" [{result.reason}]" if result.reason else "")
+        return result
+
+    def _remember(self, result: Result) -> None:
+        if result.id and result.text:
+            self.results[result.id] = result
+            while len(self.results) > 256:
+                self.results.popitem(last=False)
+
+    # --- outcomes ---------------------------------------------------------------------------
+    def outcome(self, params: dict) -> bool:
+        cid, kind = params.get("id"), params.get("outcome")
+        if not isinstance(cid, str) or kind not in OUTCOMES:
+            log.warning("ignoring malformed outcome %r", params)
+            return False
+        known = cid in self.results
+        entry = {"id": cid, "outcome": kind, "known": known, "t": time.time(),
+                 "acceptedLength": params.get("acceptedLength"), "reason": params.get("reason")}
+        self.outcomes.append(entry)
+        del self.outcomes[:-1000]
+        if self.engine is not None and kind in ("accepted", "partial", "ignored"):
+            self.engine.record_outcome(kind != "ignored")
+        line = f"ghostline: outcome {kind} id={cid}" + (
+            f" acceptedLength={entry['acceptedLength']}" if entry["acceptedLength"] is not None else "")
+        log.info("%s%s", line, "" if known else " (unknown id)")
+        self.notify("log", {"text": line})
+        return True
+
+    def document_changed(self, uri: str) -> None:
+        pass  # survival tracking of accepted text hooks in here (telemetry issue)
+
+    def document_closed(self, uri: str) -> None:
+        if self.engine is not None:
+            self.engine.cache.forget(uri)

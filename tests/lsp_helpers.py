@@ -1,0 +1,75 @@
+"""Helpers for driving the real server through pytest-lsp."""
+from __future__ import annotations
+
+import asyncio
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+
+def record_status(client: LanguageClient) -> list:
+    """Collect ghostline/status notifications in client.statuses (as dicts)."""
+    if not hasattr(client, "statuses"):
+        client.statuses = []
+
+        @client.feature("ghostline/status")
+        def _status(params):
+            client.statuses.append(params._asdict() if hasattr(params, "_asdict") else params)
+    return client.statuses
+
+
+async def start(client: LanguageClient, options: dict | None = None) -> None:
+    record_status(client)
+    await client.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(),
+        initialization_options=options or {},
+        process_id=None,
+    ))
+
+
+def open_doc(client: LanguageClient, uri: str, text: str, language: str, version: int = 1) -> None:
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))
+
+
+def insert(client: LanguageClient, uri: str, version: int, line: int, character: int, text: str) -> None:
+    pos = types.Position(line, character)
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        [types.TextDocumentContentChangePartial(range=types.Range(pos, pos), text=text)]))
+
+
+async def inline(client: LanguageClient, uri: str, line: int, character: int):
+    return await client.text_document_inline_completion_async(types.InlineCompletionParams(
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, character)))
+
+
+async def stats(client: LanguageClient) -> dict:
+    result = await client.protocol.send_request_async("ghostline/stats", {})
+    return result._asdict() if hasattr(result, "_asdict") else result
+
+
+async def wait_for(predicate, timeout: float = 120.0, interval: float = 0.1):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return False
+
+
+def position_of(text: str, marker: str = "█") -> tuple[str, int, int]:
+    """Remove the cursor marker and return (text, line, character)."""
+    i = text.index(marker)
+    before = text[:i]
+    return text.replace(marker, ""), before.count("\n"), len(before.rsplit("\n", 1)[-1])
+
+
+async def ready(client: LanguageClient, timeout: float = 120.0) -> dict:
+    """Wait until the server reports a settled state (ready, error or disabled) and return it."""
+    settled = ("ready", "error", "disabled")
+    assert await wait_for(lambda: any(s.get("state") in settled for s in client.statuses), timeout), \
+        f"server never became ready: {client.statuses}"
+    return next(s for s in reversed(client.statuses) if s.get("state") in settled)

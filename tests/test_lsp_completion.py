@@ -1,0 +1,156 @@
+"""The real server with the real 0.5B model, driven by a real LSP client."""
+import ast
+import asyncio
+import shutil
+import subprocess
+import sys
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from lsp_helpers import inline, insert, open_doc, position_of, ready, start, stats
+
+pytestmark = pytest.mark.model
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "server"]))
+async def client(lsp_client: LanguageClient):
+    await start(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+PY = '''import os
+
+
+def read_lines(path):
+    """Return the lines of a text file, without trailing newlines."""
+    with open(path) as f:
+        █
+
+
+def main():
+    for line in read_lines("data.txt"):
+        print(line)
+'''
+
+JS = '''function sum(numbers) {
+  let total = 0;
+  for (const n of numbers) {
+    █
+  }
+  return total;
+}
+
+module.exports = { sum };
+'''
+
+
+async def test_python_completion_is_valid_python(client: LanguageClient, tmp_path):
+    text, line, ch = position_of(PY)
+    uri = (tmp_path / "lines.py").as_uri()
+    open_doc(client, uri, text, "python")
+    result = await inline(client, uri, line, ch)
+    assert result.items, "no completion"
+    item = result.items[0]
+    assert item.insert_text.strip()
+    assert item.command.command == "ghostline.accepted" and item.command.arguments[0]
+    assert item.range.start == types.Position(line, ch)
+    completed = text.replace("\n        \n", "\n        " + item.insert_text + "\n", 1)
+    ast.parse(completed)  # raises SyntaxError if the suggestion breaks the file
+    assert "def main" not in item.insert_text, "repeated the suffix"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+async def test_javascript_completion_is_valid_javascript(client: LanguageClient, tmp_path):
+    text, line, ch = position_of(JS)
+    uri = (tmp_path / "sum.js").as_uri()
+    open_doc(client, uri, text, "javascript")
+    result = await inline(client, uri, line, ch)
+    assert result.items, "no completion"
+    completion = result.items[0].insert_text
+    assert "total" in completion
+    assert "module.exports" not in completion, "repeated the suffix"
+    path = tmp_path / "check.js"
+    path.write_text(text.replace("\n    \n", "\n    " + completion + "\n", 1))
+    check = subprocess.run(["node", "--check", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr + path.read_text()
+
+
+async def test_accept_command_reaches_server(client: LanguageClient, tmp_path):
+    text, line, ch = position_of(PY)
+    uri = (tmp_path / "a.py").as_uri()
+    open_doc(client, uri, text, "python")
+    result = await inline(client, uri, line, ch)
+    cid = result.items[0].command.arguments[0]
+    await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="ghostline.accepted", arguments=[cid]))
+    client.protocol.notify("ghostline/outcome", {"id": cid, "outcome": "partial", "acceptedLength": 3})
+    await stats(client)  # a round trip: the notification before it has been handled
+    logs = [m.message for m in client.log_messages]
+    assert f"ghostline: outcome accepted id={cid}" in logs
+    assert f"ghostline: outcome partial id={cid} acceptedLength=3" in logs
+
+
+async def test_typing_through_uses_cache_without_model_call(client: LanguageClient, tmp_path):
+    text, line, ch = position_of(PY)
+    uri = (tmp_path / "c.py").as_uri()
+    open_doc(client, uri, text, "python")
+    first = (await inline(client, uri, line, ch)).items[0].insert_text
+    assert len(first) > 3
+    before = await stats(client)
+    typed = first[:3]
+    insert(client, uri, 2, line, ch, typed)
+    again = await inline(client, uri, line, ch + len(typed))
+    after = await stats(client)
+    assert again.items and again.items[0].insert_text == first[3:]
+    assert after["model_calls"] == before["model_calls"]
+    assert after["cache_hits"] == before["cache_hits"] + 1
+
+
+async def test_latest_request_wins(client: LanguageClient, tmp_path):
+    text, line, ch = position_of(PY)
+    uri = (tmp_path / "l.py").as_uri()
+    open_doc(client, uri, text, "python")
+    await ready(client)
+    first = asyncio.create_task(inline(client, uri, line, ch))
+    await asyncio.sleep(0.05)  # the first request is running on the model now
+    insert(client, uri, 2, line, ch, "r")
+    r2 = await inline(client, uri, line, ch + 1)
+    r1 = await first
+    s = await stats(client)
+    assert not r1.items, "the older request should have been superseded"
+    assert r2.items and r2.items[0].insert_text
+    assert s["superseded"] + s["cancelled"] >= 1
+
+
+async def wait_for_stat(client, name, at_least, timeout=30.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if (await stats(client))[name] >= at_least:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_cancel_request(client: LanguageClient, tmp_path):
+    text, line, ch = position_of(PY)
+    uri = (tmp_path / "x.py").as_uri()
+    open_doc(client, uri, text, "python")
+    await ready(client)
+    params = types.InlineCompletionParams(
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, ch))
+    future = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me")
+    await asyncio.sleep(0.1)  # sent and running on the model
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wrap_future(future)
+    assert await wait_for_stat(client, "cancelled", 1)
+    # the server is still serving after the cancellation, and the model worker is free again
+    result = await inline(client, uri, line, ch)
+    assert result.items and result.items[0].insert_text
