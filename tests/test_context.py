@@ -1,0 +1,47 @@
+from server.context import Budget, best_snippets, build_context, cut_prefix, cut_suffix, estimate_tokens
+
+
+def count_words(text: str) -> int:
+    return len(text.split()) + 1
+
+
+def test_prefix_keeps_whole_lines_within_budget():
+    prefix = "\n".join(f"line{i} a b c" for i in range(100)) + "\nlast"
+    out = cut_prefix(prefix, budget=50, count=count_words, quantum=1)
+    assert out.endswith("last")
+    assert out.split("\n")[0].startswith("line")  # starts on a line boundary
+    assert sum(count_words(ln) + 1 for ln in out.split("\n")) <= 50 + 1
+
+
+def test_prefix_start_is_stable_while_typing_new_lines():
+    base = "\n".join(f"line{i} a b c" for i in range(200))
+    starts = set()
+    for extra in range(1, 8):
+        p = base + "\nnew" * extra
+        starts.add(cut_prefix(p, budget=120, count=count_words, quantum=16).split("\n")[0])
+    assert len(starts) <= 2  # the start only moves once per 16 lines typed
+
+
+def test_huge_single_line_is_cut():
+    out = cut_prefix("x" * 100_000, budget=100, count=estimate_tokens)
+    assert len(out) <= 300
+
+
+def test_small_suffix_budget():
+    suffix = "\n".join(f"s{i} q q q" for i in range(100))
+    out = cut_suffix(suffix, budget=20, count=count_words)
+    assert out.startswith("s0") and len(out.split("\n")) < 10
+
+
+def test_snippets_prefer_similar_code():
+    query = "def parse_config(path):\n    data = load_yaml(path)\n    return validate(data)"
+    similar = ("a.py", "def load_yaml(path):\n    import yaml\n    return yaml.safe_load(open(path))\n\n"
+                       "def validate(data):\n    return data")
+    unrelated = ("b.py", "class Matrix:\n    def transpose(self):\n        return zip(*self.rows)")
+    snippets = best_snippets(query, [unrelated, similar], budget=200, count=estimate_tokens)
+    assert snippets and snippets[0].path == "a.py"
+
+
+def test_build_context_without_others():
+    ctx = build_context("a = 1\nb = ", "\nc = 3", budget=Budget(), language="python")
+    assert ctx.prefix == "a = 1\nb = " and ctx.suffix == "\nc = 3" and ctx.snippets == ()

@@ -1,0 +1,103 @@
+from server.postprocess import (balance_closers, decide_multiline, early_stop, postprocess,
+                                trim_block, trim_suffix_overlap)
+
+
+def test_single_line_mid_line():
+    assert not decide_multiline("x = foo(", ")\n")
+
+
+def test_multiline_in_empty_block_body():
+    assert decide_multiline("def f(x):\n    ", "\n\ndef g():\n    pass\n")
+    assert decide_multiline("if (x) {\n  ", "\n}\n")
+
+
+def test_not_multiline_when_body_already_has_code():
+    assert not decide_multiline("def f(x):\n    ", "\n    return 1\n")
+
+
+def test_multiline_at_end_of_block_opener():
+    assert decide_multiline("def f(x):", "\n")
+    assert not decide_multiline("x = 1", "\n")
+
+
+def test_multiline_modes_override():
+    assert decide_multiline("x = 1", "", "always")
+    assert not decide_multiline("def f():\n    ", "", "never")
+
+
+def test_single_line_cuts_at_newline():
+    assert postprocess("a + b\nprint(a)\n", "x = ", "\n", False) == "a + b"
+
+
+def test_leading_newline_in_single_line_mode_shows_nothing():
+    assert postprocess("\nfoo()", "x = 1", "\n", False) == ""
+
+
+def test_does_not_repeat_the_suffix_single_line():
+    # cursor inside print(|) : the model closes the paren the suffix already has
+    assert postprocess('"hello")\n', "print(", ")\n", False) == '"hello"'
+
+
+def test_does_not_repeat_the_suffix_multiline():
+    prefix = "def f(xs):\n    "
+    suffix = "\n    return total\n"
+    raw = "total = sum(xs)\n    return total\n"
+    assert postprocess(raw, prefix, suffix, True) == "total = sum(xs)"
+
+
+def test_stops_at_blank_line():
+    prefix = "def f(xs):\n    "
+    raw = "total = 0\n    for x in xs:\n        total += x\n\n    return total\n"
+    assert postprocess(raw, prefix, "\n", True) == "total = 0\n    for x in xs:\n        total += x"
+
+
+def test_stops_at_dedent_past_block():
+    prefix = "def f(xs):\n    "
+    raw = "return sum(xs)\ndef g():\n    pass"
+    assert trim_block(raw, prefix, "") == "return sum(xs)"
+
+
+def test_keeps_closer_the_suffix_lacks():
+    prefix = "function f(a) {\n  "
+    raw = "return a + 1;\n}\n"
+    assert postprocess(raw, prefix, "", True) == "return a + 1;\n}"
+
+
+def test_drops_closer_the_suffix_has():
+    prefix = "function f(a) {\n  "
+    raw = "return a + 1;\n}\n"
+    assert postprocess(raw, prefix, "\n}\n", True) == "return a + 1;"
+
+
+def test_block_opened_at_end_of_line():
+    raw = "\n    return a + b\ndef other():\n"
+    assert postprocess(raw, "def add(a, b):", "\n", True) == "\n    return a + b"
+
+
+def test_trim_overlap_requires_meaningful_overlap():
+    assert trim_suffix_overlap("x + y", "y = 2") == "x + y"  # one identifier char is a coincidence
+    assert trim_suffix_overlap("foo(bar))", "))") == "foo(bar"
+
+
+def test_balance_only_closes_what_completion_opened():
+    # the suffix closes the prefix's "(" already: cut the model's extra ")" and what follows it
+    assert balance_closers("a, b) + 1", ")") == "a, b"
+    # the completion opens and closes its own brackets: untouched
+    assert balance_closers("f(g(1))", ")") == "f(g(1))"
+    # nothing after the cursor: the model may close the prefix's bracket itself
+    assert balance_closers("a, b)", "") == "a, b)"
+    # brackets inside strings do not count
+    assert balance_closers('")" + x', ")") == '")" + x'
+
+
+def test_whitespace_only_is_dropped():
+    assert postprocess("   \n  ", "x = ", "", False) == ""
+
+
+def test_early_stop():
+    assert early_stop("abc\n", "x = ", "", False)
+    assert not early_stop("abc", "x = ", "", False)
+    prefix = "def f():\n    "
+    assert early_stop("return 1\n\n", prefix, "", True)
+    assert not early_stop("a = 1\n    b = 2\n", prefix, "", True)
+    assert early_stop("return 1\ndef g", prefix, "", False) or early_stop("return 1\ndef g():\n", prefix, "", True)
