@@ -85,6 +85,18 @@ def check_input(req: Request) -> None:
         raise InputError(f"cursor offset {req.offset} is outside the document (length {len(req.text)})")
 
 
+def unheal(text: str, heal: str) -> str:
+    """Drop the indentation the user already typed from the model's output (see Engine.complete)."""
+    if not heal:
+        return text
+    if text.startswith(heal):
+        return text[len(heal):]
+    first, nl, rest = text.partition("\n")
+    if not first.strip() and not nl:
+        return ""  # still writing the indentation
+    return first.lstrip(" \t") + nl + rest
+
+
 class Engine:
     def __init__(self, runtime: Runtime, *, budget: Budget = Budget(), filt: Filter | None = None):
         self.runtime = runtime
@@ -133,14 +145,19 @@ class Engine:
             return result
         ctx = build_context(prefix, suffix, count=self.runtime.count_tokens, budget=self.budget,
                             path=req.path, language=req.language, others=req.others)
-        prompt = self.runtime.template.render(ctx.prefix, ctx.suffix, path=ctx.path, snippets=ctx.snippets)
+        # Whitespace healing: a prompt that ends in indentation splits the tokenizer's whitespace runs and
+        # the model answers with extra indentation. Let it write the indentation itself, then remove it.
+        line = ctx.prefix.rsplit("\n", 1)[-1]
+        heal = line if line and not line.strip() else ""
+        prompt = self.runtime.template.render(ctx.prefix[:len(ctx.prefix) - len(heal)], ctx.suffix,
+                                              path=ctx.path, snippets=ctx.snippets)
         multiline = decide_multiline(prefix, suffix, settings.multiline)
         t_ctx = time.perf_counter()
         gen = self.runtime.generate(
             prompt, max_tokens=settings.maxTokens, cancel=cancel,
-            should_stop=lambda text: early_stop(text, prefix, suffix, multiline))
+            should_stop=lambda text: early_stop(unheal(text, heal), prefix, suffix, multiline))
         t_gen = time.perf_counter()
-        text = postprocess(gen.text, prefix, suffix, multiline)
+        text = postprocess(unheal(gen.text, heal), prefix, suffix, multiline)
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
         result.reason = None if text else "empty"
