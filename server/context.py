@@ -22,7 +22,7 @@ def estimate_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class Budget:
-    prefix_tokens: int = 768
+    prefix_tokens: int = 512
     suffix_tokens: int = 96
     snippet_tokens: int = 256
     # The prefix start moves in steps of this many lines so the KV cache survives typing new lines.

@@ -85,15 +85,13 @@ def check_input(req: Request) -> None:
         raise InputError(f"cursor offset {req.offset} is outside the document (length {len(req.text)})")
 
 
-def unheal(text: str, heal: str) -> str:
-    """Drop the indentation the user already typed from the model's output (see Engine.complete)."""
-    if not heal:
+def drop_extra_indent(text: str, at_indent: bool) -> str:
+    """At an indentation-only line the cursor already sits where code starts, but the model often writes
+    the indentation again (its tokenizer merges whitespace runs). Measured better than re-tokenizing
+    the prompt without the indentation (see training.evaluate)."""
+    if not at_indent:
         return text
-    if text.startswith(heal):
-        return text[len(heal):]
     first, nl, rest = text.partition("\n")
-    if not first.strip() and not nl:
-        return ""  # still writing the indentation
     return first.lstrip(" \t") + nl + rest
 
 
@@ -145,19 +143,16 @@ class Engine:
             return result
         ctx = build_context(prefix, suffix, count=self.runtime.count_tokens, budget=self.budget,
                             path=req.path, language=req.language, others=req.others)
-        # Whitespace healing: a prompt that ends in indentation splits the tokenizer's whitespace runs and
-        # the model answers with extra indentation. Let it write the indentation itself, then remove it.
-        line = ctx.prefix.rsplit("\n", 1)[-1]
-        heal = line if line and not line.strip() else ""
-        prompt = self.runtime.template.render(ctx.prefix[:len(ctx.prefix) - len(heal)], ctx.suffix,
-                                              path=ctx.path, snippets=ctx.snippets)
+        prompt = self.runtime.template.render(ctx.prefix, ctx.suffix, path=ctx.path, snippets=ctx.snippets)
         multiline = decide_multiline(prefix, suffix, settings.multiline)
+        line = prefix.rsplit("\n", 1)[-1]
+        at_indent = bool(line) and not line.strip()
         t_ctx = time.perf_counter()
         gen = self.runtime.generate(
             prompt, max_tokens=settings.maxTokens, cancel=cancel,
-            should_stop=lambda text: early_stop(unheal(text, heal), prefix, suffix, multiline))
+            should_stop=lambda text: early_stop(drop_extra_indent(text, at_indent), prefix, suffix, multiline))
         t_gen = time.perf_counter()
-        text = postprocess(unheal(gen.text, heal), prefix, suffix, multiline)
+        text = postprocess(drop_extra_indent(gen.text, at_indent), prefix, suffix, multiline)
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
         result.reason = None if text else "empty"

@@ -154,3 +154,45 @@ async def test_cancel_request(client: LanguageClient, tmp_path):
     # the server is still serving after the cancellation, and the model worker is free again
     result = await inline(client, uri, line, ch)
     assert result.items and result.items[0].insert_text
+
+
+async def test_completion_fallback_for_clients_without_inline(client: LanguageClient, tmp_path):
+    text, line, ch = position_of(PY)
+    uri = (tmp_path / "fb.py").as_uri()
+    open_doc(client, uri, text, "python")
+    result = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, ch)))
+    assert result.items
+    item = result.items[0]
+    assert item.text_edit.new_text.strip() and item.text_edit.range.start == types.Position(line, ch)
+    assert item.command.command == "ghostline.accepted"
+
+
+async def test_settings_change_applies_without_restart(client: LanguageClient, tmp_path):
+    text, line, ch = position_of(PY)
+    uri = (tmp_path / "cfg.py").as_uri()
+    open_doc(client, uri, text, "python")
+    await ready(client)
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"ghostline": {"languages": {"python": False}}}))
+    assert not (await inline(client, uri, line, ch)).items
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"ghostline": {"languages": {"python": True}, "maxTokens": "lots"}}))
+    assert (await inline(client, uri, line, ch)).items
+    assert any("maxTokens" in m.message for m in client.messages)  # bad value: said, default used
+
+
+def test_cli_complete_and_jsonl(tmp_path):
+    text, line, ch = position_of(PY)
+    src = tmp_path / "cli.py"
+    src.write_text(text)
+    out = subprocess.run([sys.executable, "-m", "server", "complete", str(src), "--line", str(line),
+                          "--character", str(ch)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip(), out.stderr
+    jl = tmp_path / "in.jsonl"
+    jl.write_text("\n".join(__import__("json").dumps({"prefix": p, "suffix": s, "language": "python"})
+                            for p, s in [("def add(a, b):\n    return ", "\n"), ("x = [1, 2, 3]\ny = len(", ")\n")]))
+    out = subprocess.run([sys.executable, "-m", "server", "complete", "--jsonl", str(jl)],
+                         capture_output=True, text=True, timeout=300)
+    rows = [__import__("json").loads(x) for x in out.stdout.splitlines()]
+    assert len(rows) == 2 and all("completion" in r and r["latency_ms"] > 0 for r in rows)
