@@ -5,8 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+LLAMA_SPEC := $(shell grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
+LLAMA_BUILD := $(VENV)/.llama-build
+# llama.cpp is compiled for this CPU (-march=native). Some VMs advertise AMX in cpuid while the kernel
+# refuses its tile registers, and such a build dies with SIGILL at the first matrix multiply: never use AMX.
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
+endif
 
-.PHONY: setup venv model test test-python run demo eval clean help
+.PHONY: setup venv llama model test test-python run demo eval clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -15,14 +23,24 @@ help:
 	@echo "make test     set up and run every test"
 	@echo "make eval     FIM benchmark: pipeline vs naive baseline (python -m training.evaluate)"
 
-# The venv is rebuilt when the dependency list changes; llama-cpp-python compiles (~3-5 min) once.
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip wheel
+
+# llama-cpp-python compiles (~3-5 min) once, and again only when its version or build flags change
+# (--no-cache-dir: pip's wheel cache does not know about build flags).
+llama: | $(PY)
+	@if [ "$$(cat $(LLAMA_BUILD) 2>/dev/null)" != "$(LLAMA_SPEC) $$CMAKE_ARGS" ]; then \
+	  echo "building $(LLAMA_SPEC) for this CPU (about 5 minutes)"; \
+	  $(PY) -m pip install --disable-pip-version-check --progress-bar off --no-cache-dir --force-reinstall \
+	    --no-deps '$(LLAMA_SPEC)' && echo "$(LLAMA_SPEC) $$CMAKE_ARGS" > $(LLAMA_BUILD); fi
+
+# The rest of the venv is updated when the dependency list changes.
+$(STAMP): pyproject.toml | llama
 	$(PY) -m pip install --disable-pip-version-check --progress-bar off -e '.[train,test]'
 	touch $@
 
-venv: $(STAMP)
+venv: llama $(STAMP)
 
 model: $(STAMP)
 	$(PY) -m server.models pull

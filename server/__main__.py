@@ -20,8 +20,11 @@ def language_of(path: str) -> str:
 
 def _offset(text: str, line: int, character: int) -> int:
     lines = text.split("\n")
-    if not 0 <= line < len(lines) or not 0 <= character <= len(lines[line]):
-        raise SystemExit(f"error: position {line}:{character} is outside the file ({len(lines)} lines)")
+    if not 0 <= line < len(lines):
+        raise SystemExit(f"error: line {line} is outside the file ({len(lines)} lines, 0-based)")
+    if not 0 <= character <= len(lines[line]):
+        raise SystemExit(f"error: character {character} is past the end of line {line} "
+                         f"({len(lines[line])} characters)")
     return sum(len(x) + 1 for x in lines[:line]) + character
 
 
@@ -71,6 +74,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m server", description=__doc__)
     ap.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    ap.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (the default)")
     ap.add_argument("--log-level", default="INFO")
     sub = ap.add_subparsers(dest="cmd")
     c = sub.add_parser("complete", help="complete at a position in FILE (or every line of --jsonl)")

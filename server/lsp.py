@@ -54,7 +54,7 @@ class GhostlineServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("ghostline", __version__, protocol_cls=GhostlineProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
-        self.session = Session(notify=self._notify)
+        self.session = Session(notify=self._notify, document_text=self._document_text)
         self.scheduler = LatestWins()
         self.recent: OrderedDict[str, float] = OrderedDict()  # uri -> last edit, for snippets
         self._warned: set[str] = set()
@@ -86,6 +86,10 @@ class GhostlineServer(LanguageServer):
                 self.window_log_message(types.LogMessageParams(types.MessageType.Info, payload["text"]))
         except Exception:  # the client went away mid-notification; nothing to tell
             log.debug("notify failed", exc_info=True)
+
+    def _document_text(self, uri: str) -> str | None:
+        doc = self.workspace.text_documents.get(uri)
+        return doc.source if doc is not None else None
 
     def warn_once(self, key: str, text: str) -> None:
         log.warning("%s", text)
@@ -163,6 +167,14 @@ def _path_of(uri: str) -> str | None:
     return None
 
 
+def _line_edit(change: Any) -> tuple[int, int, int]:
+    """(start line, end line, lines inserted) of one content change; a full replacement keeps lines."""
+    rng = getattr(change, "range", None)
+    if rng is None:
+        return (0, 0, 0)
+    return (rng.start.line, rng.end.line, change.text.count("\n"))
+
+
 def _range_at(position: types.Position) -> types.Range:
     return types.Range(position, position)
 
@@ -185,6 +197,10 @@ def create_server() -> GhostlineServer:
         ls.bind_loop()
         ls.session.load_model_async()
 
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: GhostlineServer, params: Any) -> None:
+        ls.session.shutdown()
+
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: GhostlineServer, params: types.DidChangeConfigurationParams) -> None:
         ls.session.configure(params.settings)
@@ -196,7 +212,7 @@ def create_server() -> GhostlineServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: GhostlineServer, params: types.DidChangeTextDocumentParams) -> None:
         ls.touch(params.text_document.uri)
-        ls.session.document_changed(params.text_document.uri)
+        ls.session.document_changed(params.text_document.uri, [_line_edit(c) for c in params.content_changes])
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: GhostlineServer, params: types.DidCloseTextDocumentParams) -> None:

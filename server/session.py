@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 from .engine import Engine, Request, Result, check_input
 from .models import ModelError
+from .recorder import Accepted, Recorder
 from .settings import Settings, parse_settings
+from .telemetry import TelemetryStore
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +30,21 @@ def _default_loader(model: str):
 
 class Session:
     def __init__(self, notify: Notify = lambda kind, payload: None,
-                 loader: Callable[[str], Any] = _default_loader):
+                 loader: Callable[[str], Any] = _default_loader,
+                 document_text: Callable[[str], str | None] = lambda uri: None,
+                 store: TelemetryStore | None = None):
         self.notify = notify
         self.loader = loader
+        store = store or TelemetryStore("off")
+        store.on_problem = store.on_problem or self._telemetry_problem
+        self.recorder = Recorder(store, document_text)
         self.settings = Settings()
         self.engine: Engine | None = None
         self.state = "loading"
         self.error: str | None = None
         self._loaded = threading.Event()
         self._load_lock = threading.Lock()
-        self.results: OrderedDict[str, Result] = OrderedDict()  # recent suggestions, for outcomes
+        self.results: OrderedDict[str, tuple[Result, Request]] = OrderedDict()  # recent, for outcomes
         self.outcomes: list[dict] = []  # bounded log of what the client reported
         self.stats: dict[str, int] = {k: 0 for k in (
             "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty")}
@@ -52,10 +59,14 @@ class Session:
         for p in problems:
             log.warning("%s", p)
             self.notify("message", {"level": "warning", "text": f"Ghostline: {p}"})
+        self.recorder.configure(self.settings.telemetryLevel, self.settings.clientTelemetryEnabled)
         if self.settings.model != old.model and self._loaded.is_set():
             self.load_model_async()
         elif self.settings.enable != old.enable and self._loaded.is_set():
             self.set_state(self._idle_state())
+
+    def _telemetry_problem(self, text: str) -> None:
+        self.notify("message", {"level": "warning", "text": text})
 
     def _idle_state(self) -> str:
         if self.error:
@@ -113,7 +124,7 @@ class Session:
             hit = self.engine.from_cache(req)
             if hit is not None:
                 self.count("cache_hits")
-                self._remember(hit)
+                self._remember(hit, req)
                 return hit
         return None
 
@@ -127,7 +138,7 @@ class Session:
             result = engine.complete(req, self.settings, cancel)
         finally:
             self.set_state(self._idle_state())
-        self._remember(result)
+        self._remember(result, req)
         if not result.text:
             self.count("empty")
         t = result.timings
@@ -137,9 +148,10 @@ class Session:
                  f" [{result.reason}]" if result.reason else "")
         return result
 
-    def _remember(self, result: Result) -> None:
+    def _remember(self, result: Result, req: Request) -> None:
+        self.recorder.request(result, req, result.reason or result.source)
         if result.id and result.text:
-            self.results[result.id] = result
+            self.results[result.id] = (result, req)
             while len(self.results) > 256:
                 self.results.popitem(last=False)
 
@@ -149,22 +161,40 @@ class Session:
         if not isinstance(cid, str) or kind not in OUTCOMES:
             log.warning("ignoring malformed outcome %r", params)
             return False
-        known = cid in self.results
-        entry = {"id": cid, "outcome": kind, "known": known, "t": time.time(),
-                 "acceptedLength": params.get("acceptedLength"), "reason": params.get("reason")}
+        known = self.results.get(cid)
+        length, reason = params.get("acceptedLength"), params.get("reason")
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            length = None
+        reason = reason if isinstance(reason, str) else None
+        entry = {"id": cid, "outcome": kind, "known": known is not None, "t": time.time(),
+                 "acceptedLength": length, "reason": reason}
         self.outcomes.append(entry)
         del self.outcomes[:-1000]
         if self.engine is not None and kind in ("accepted", "partial", "ignored"):
             self.engine.record_outcome(kind != "ignored")
-        line = f"ghostline: outcome {kind} id={cid}" + (
-            f" acceptedLength={entry['acceptedLength']}" if entry["acceptedLength"] is not None else "")
-        log.info("%s%s", line, "" if known else " (unknown id)")
+        accepted = None
+        if known is not None and kind in ("accepted", "partial"):
+            result, req = known
+            text = result.text if kind == "accepted" or length is None else result.text[:length]
+            accepted = Accepted(cid, req.uri, req.prefix.count("\n"), text)
+        self.recorder.outcome(cid, kind, length, reason, accepted)
+        line = (f"ghostline: outcome {kind} id={cid}" + (f" acceptedLength={length}" if length is not None else "")
+                + (f" reason={reason}" if reason else ""))
+        # The client's log shows window/logMessage; stderr gets it only at debug level, so editors that
+        # show both do not print every outcome twice.
+        log.debug("%s%s", line, "" if known else " (unknown id)")
         self.notify("log", {"text": line})
         return True
 
-    def document_changed(self, uri: str) -> None:
-        pass  # survival tracking of accepted text hooks in here (telemetry issue)
+    def document_changed(self, uri: str, edits: list[tuple[int, int, int]]) -> None:
+        """`edits`: (start line, end line, lines inserted) per content change, for survival tracking."""
+        if self.recorder.enabled:
+            self.recorder.document_changed(uri, edits)
 
     def document_closed(self, uri: str) -> None:
+        self.recorder.document_closed(uri)
         if self.engine is not None:
             self.engine.cache.forget(uri)
+
+    def shutdown(self) -> None:
+        self.recorder.close()

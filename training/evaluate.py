@@ -24,7 +24,9 @@ from server.engine import Engine, Request
 from server.lsp import load_runtime
 from server.postprocess import early_stop
 from server.settings import Settings
-from training.fim_tasks import Task, js_roots, list_files, make_tasks, python_roots, run_doctest
+from training.metrics import percentiles
+from training.fim_tasks import (Task, doctest_checks_hole, js_roots, list_files, make_tasks, python_roots,
+                                run_doctest)
 
 # --- config -------------------------------------------------------------------------------------
 SEED = 7
@@ -50,14 +52,6 @@ def edit_similarity(a: str, b: str) -> float:
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
         prev = cur
     return 1 - prev[-1] / max(len(a), len(b))
-
-
-def percentiles(xs: list[float]) -> dict[str, float]:
-    if not xs:
-        return {"p50": float("nan"), "p90": float("nan"), "p99": float("nan")}
-    s = sorted(xs)
-    pick = lambda q: s[min(len(s) - 1, int(round(q * (len(s) - 1))))]  # noqa: E731
-    return {"p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99)}
 
 
 def run_pipeline(engine: Engine, task: Task, i: int) -> tuple[str, float, float]:
@@ -179,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 text, ms = run_baseline(engine, task)
             row[system] = {"text": text, "ms": ms, **score(task, text)}
-        if task.doctest and run_doctest(task, task.middle) is True:  # only tasks whose original passes
+        if doctest_checks_hole(task):
             for system in ("pipeline", "baseline"):
                 row[system]["exec"] = float(bool(run_doctest(task, row[system]["text"])))
         rows.append(row)

@@ -138,16 +138,16 @@ def _python_blocks(tree: ast.AST) -> list[tuple[int, int, int]]:
     return out
 
 
-def _js_blocks(lines: list[str]) -> list[tuple[int, int, int]]:
+def js_blocks(lines: list[str], max_body: int = 8) -> list[tuple[int, int, int]]:
     out = []
     for i, line in enumerate(lines[:-2]):
         if not line.rstrip().endswith("{"):
             continue
         ind = len(line) - len(line.lstrip())
-        for j in range(i + 1, min(len(lines), i + 10)):
+        for j in range(i + 1, min(len(lines), i + max_body + 2)):
             lj = lines[j]
             if lj.strip() and len(lj) - len(lj.lstrip()) <= ind:
-                if lj.strip().startswith("}") and 2 <= j - i - 1 <= 8:
+                if lj.strip().startswith("}") and 2 <= j - i - 1 <= max_body:
                     out.append((i, i + 1, j - 1))
                 break
     return out
@@ -219,7 +219,7 @@ def make_tasks(language: str, files: list[Path], n: int, seed: int, base: Path |
                 blocks = [b for b in blocks if lo <= b[1] and b[2] < hi]
                 doctest_name = fn.name
         else:
-            blocks = _js_blocks(lines)
+            blocks = js_blocks(lines)
         if kind == "multi":
             hole = _multi(text, lines, offs, rng, blocks)
         elif kind == "single":
@@ -277,3 +277,11 @@ def run_doctest(task: Task, completion: str, timeout: float = 20.0) -> bool | No
         return None
     res = json.loads(out[-1])
     return res["attempted"] > 0 and res["failed"] == 0
+
+
+def doctest_checks_hole(task: Task) -> bool:
+    """Execution can score a task only when its doctests pass with the original middle and fail with a
+    sabotaged one; otherwise the hole sits on a path the doctests never run (an error branch, say)."""
+    return bool(task.doctest) and run_doctest(task, task.middle) is True \
+        and run_doctest(task, "raise RuntimeError('sabotaged')") is False
+

@@ -1,0 +1,230 @@
+"""Secret redaction and sensitive-file detection for locally stored training telemetry.
+
+`redact(text)` replaces well-known credential formats with `<REDACTED:kind>` before any raw code is
+written to disk; `is_sensitive_path(path)` says whether a file is one whose content must never be stored
+(dotenv files, keys, SSH/AWS/GnuPG directories, credential stores...). Both are deliberately conservative:
+a false positive costs a few characters of training data, a false negative leaks a secret.
+
+Pure stdlib, no I/O.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import PurePosixPath
+from typing import Sequence
+from urllib.parse import unquote, urlparse
+
+__all__ = ["redact", "redact_count", "redact_parts", "redact_fim", "find_secrets", "is_sensitive_path",
+           "shannon_entropy", "SECRET_KINDS"]
+
+# Placeholders in configuration templates that are not secrets.
+_PLACEHOLDER = re.compile(
+    r"^(?:\$\{?[\w.-]*\}?|\{\{.*\}\}|<[^<>]*>|%\(?\w*\)?s|\*+|x+|\.{3,}|your[\w-]*|changeme|none|null|"
+    r"true|false|redacted)$",
+    re.IGNORECASE)
+
+_B64_CHARS = "A-Za-z0-9+/=_-"
+_HEX_CHARS = "0-9a-fA-F"
+
+
+def shannon_entropy(s: str) -> float:
+    """Shannon entropy in bits per character."""
+    if not s:
+        return 0.0
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values())
+
+
+def _tag(kind: str) -> str:
+    return f"<REDACTED:{kind}>"
+
+
+# --- whole-match patterns, most specific first --------------------------------------------------------
+# Each entry: (kind, compiled pattern). The whole match is replaced by the tag.
+_WHOLE: list[tuple[str, re.Pattern[str]]] = [
+    # PEM private keys; a block cut off by the end of the text (prefix ends inside it) is redacted too.
+    ("private_key", re.compile(
+        r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+        re.DOTALL)),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")),
+    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b")),
+    ("github_token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b")),
+    ("github_token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b")),
+    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("slack_token", re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}")),
+    ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}")),
+    ("stripe_key", re.compile(r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    # OpenAI-style keys (sk-..., sk-proj-...); a digit is required so kebab-case names do not match.
+    ("openai_key", re.compile(r"\bsk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}")),
+    ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("pypi_token", re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}")),
+]
+
+# --- value-only patterns: group "v" is replaced, the rest (the name, the quotes) is kept ----------------
+_STRONG_NAMES = (r"password|passwd|passphrase|pwd|secret|secret[_-]?key|client[_-]?secret|api[_-]?key|apikey|"
+                 r"access[_-]?key|private[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|"
+                 r"bearer[_-]?token|session[_-]?token|credentials?")
+_ANNOTATION = r"(?:[ \t]*:[ \t]*[A-Za-z_][\w\[\]., |]{0,40}?)?"  # `password: str = "..."`
+_VALUE: list[tuple[str, re.Pattern[str]]] = [
+    # aws_secret_access_key = "...40 chars..." (quoted or not; env files, ini, code)
+    ("aws_secret_access_key", re.compile(
+        r"(?i:aws[_-]?secret(?:[_-]?access)?[_-]?key)[\"']?\s*(?:[:=]|:=|=>)\s*[\"']?(?P<v>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])")),
+    # URLs with credentials: scheme://user:password@host -> the password is redacted.
+    ("url_password", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^/\s:@'\"]{1,256}:(?P<v>[^/\s@'\"]+)@")),
+    # Generic assignments of quoted strings to secret-looking names: password = "...", "api_key": '...'.
+    ("secret", re.compile(
+        r"(?i:" + _STRONG_NAMES + r")[\"']?\]?" + _ANNOTATION + r"\s*(?:[:=]|:=|==|=>|\+=)\s*[rbuf]?"
+        r"(?P<q>[\"'`])(?P<v>[^\"'`\n]{4,}?)(?P=q)")),
+    # ...ending in "token" (github_token = "..."): stricter, tokenizers are full of `token = "return"`.
+    ("token", re.compile(
+        r"(?i:token)[\"']?\]?" + _ANNOTATION + r"\s*(?:[:=]|:=|=>)\s*[rbuf]?"
+        r"(?P<q>[\"'`])(?P<v>(?=[^\"'`\s]*\d)[^\"'`\s]{12,})(?P=q)")),
+    # Unquoted env / shell style at the start of a line: export DB_PASSWORD=s3cr3t-v4lue
+    ("secret", re.compile(
+        r"(?m)^[ \t]*(?:export[ \t]+)?[A-Z0-9_]{0,64}(?:PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|APIKEY|ACCESS_KEY|"
+        r"PRIVATE_KEY|CREDENTIALS?)[ \t]*=[ \t]*(?P<v>[^\s'\"$(){}\[\],;#`]{8,})")),
+]
+
+_QUOTED = re.compile(r"(?P<q>[\"'`])(?P<v>[" + _B64_CHARS + r"]{20,})(?P=q)")
+_HEX_ONLY = re.compile(r"[" + _HEX_CHARS + r"]+")
+_IDENTIFIER_LIKE = re.compile(r"[A-Za-z_][A-Za-z_.]*")
+
+SECRET_KINDS = tuple(sorted({k for k, _ in _WHOLE} | {k for k, _ in _VALUE}
+                            | {"high_entropy_base64", "high_entropy_hex"}))
+
+
+def _is_placeholder(v: str) -> bool:
+    v = v.strip()
+    return (not v or "<REDACTED:" in v or bool(_PLACEHOLDER.match(v)) or len(set(v)) == 1)
+
+
+def _entropy_kind(v: str) -> str | None:
+    if _HEX_ONLY.fullmatch(v):
+        if len(v) >= 32 and shannon_entropy(v) > 3.0 and not v.isdigit():
+            return "high_entropy_hex"
+        return None
+    if len(v) >= 20 and shannon_entropy(v) > 4.5:
+        return "high_entropy_base64"
+    return None
+
+
+def find_secrets(text: str) -> list[tuple[int, int, str]]:
+    """Non-overlapping `(start, end, kind)` spans of the secrets in `text`, in order."""
+    if not text:
+        return []
+    spans: list[tuple[int, int, str]] = []
+    for kind, pat in _WHOLE:
+        spans += [(m.start(), m.end(), kind) for m in pat.finditer(text)]
+    for kind, pat in _VALUE:
+        for m in pat.finditer(text):
+            v = m.group("v")
+            if _is_placeholder(v):
+                continue
+            if kind == "url_password" and v.startswith(("$", "{", "%", "<")):
+                continue
+            if kind == "secret" and "q" not in pat.groupindex:  # unquoted env style
+                if _IDENTIFIER_LIKE.fullmatch(v) or v.replace(".", "").isdigit():
+                    continue
+            spans.append((*m.span("v"), kind))
+    for m in _QUOTED.finditer(text):
+        kind = _entropy_kind(m.group("v"))
+        if kind is not None:
+            spans.append((*m.span("v"), kind))
+    spans.sort(key=lambda t: (t[0], -t[1]))
+    merged: list[tuple[int, int, str]] = []
+    for st, en, kind in spans:
+        if merged and st < merged[-1][1]:
+            if en > merged[-1][1]:
+                merged[-1] = (merged[-1][0], en, merged[-1][2])
+            continue
+        merged.append((st, en, kind))
+    return merged
+
+
+def redact_parts(parts: Sequence[str]) -> tuple[list[str], int]:
+    """Redact texts that are adjacent in a document (e.g. prefix, completion, suffix) as one text, so a
+    secret split between them is still found; each part is returned with its share replaced by the tag."""
+    joined = "".join(parts)
+    spans = find_secrets(joined)
+    if not spans:
+        return list(parts), 0
+    out, base = [], 0
+    for part in parts:
+        lo, hi = base, base + len(part)
+        pieces, pos = [], lo
+        for st, en, kind in spans:
+            if en <= lo or st >= hi:
+                continue
+            a, b = max(st, lo), min(en, hi)
+            pieces.append(joined[pos:a])
+            pieces.append(_tag(kind))
+            pos = b
+        pieces.append(joined[pos:hi])
+        out.append("".join(pieces))
+        base = hi
+    return out, len(spans)
+
+
+def redact_count(text: str) -> tuple[str, int]:
+    """Redact `text`; also return how many secrets were replaced."""
+    (out,), n = redact_parts([text])
+    return out, n
+
+
+def redact(text: str) -> str:
+    """Replace secrets in `text` with `<REDACTED:kind>`; ordinary code is returned unchanged."""
+    return redact_count(text)[0]
+
+
+def redact_fim(prefix: str, completion: str, suffix: str) -> tuple[str, str, str, int]:
+    """Redact a fill-in-the-middle triple: as the document will read (prefix + completion + suffix) and as
+    it reads now (prefix + suffix), so secrets cut by the cursor are caught. Returns the three texts and
+    the number of secrets replaced."""
+    (p, c, s), n1 = redact_parts([prefix, completion, suffix])
+    (p, s), n2 = redact_parts([p, s])
+    return p, c, s, n1 + n2
+
+
+# --- sensitive files ----------------------------------------------------------------------------------
+_SENSITIVE_DIRS = {".ssh", ".aws", ".gnupg", ".gpg", ".azure", ".kube", ".docker", ".password-store",
+                   ".secrets", "secrets"}
+_SENSITIVE_NAMES = {".netrc", "_netrc", ".npmrc", ".yarnrc", ".yarnrc.yml", ".pypirc", ".pgpass", ".my.cnf",
+                    ".git-credentials", ".htpasswd", ".dockercfg", ".boto", ".s3cfg", "credentials",
+                    "credentials.json", "credentials.yml", "credentials.yaml", "credentials.xml",
+                    "credentials.csv", "client_secret.json", "client_secrets.json", "secrets.json",
+                    "secrets.yml", "secrets.yaml", "secrets.toml", "master.key", "terraform.tfstate",
+                    "terraform.tfstate.backup", "known_hosts", "authorized_keys", "keystore.properties",
+                    "local.properties", "wp-config.php", ".vault-token", "kubeconfig"}
+_SENSITIVE_PREFIXES = (".env", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "credentials",
+                       "service-account", "service_account")
+_SENSITIVE_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", ".ppk", ".asc", ".gpg",
+                       ".pgp", ".crt.key", ".tfvars", ".tfstate", ".ovpn", ".der", ".p8", ".secret",
+                       ".secrets", ".htpasswd", ".netrc")
+
+
+def _to_path(path: str) -> str:
+    if "://" in path:
+        u = urlparse(path)
+        path = unquote(u.path) if u.scheme in ("file", "vscode-remote", "vscode-userdata") else unquote(u.path or path)
+    return path.replace("\\", "/")
+
+
+def is_sensitive_path(path: str | None) -> bool:
+    """True for files whose content must never be stored raw: `.env*`, `*.pem`, `*.key`, `id_rsa*`, `.netrc`,
+    `.npmrc`, `*.p12`, `*.pfx`, credentials files, anything under `.ssh/`, `.aws/`, `.gnupg/`... Accepts a
+    path or a URI (`file:///...`); case-insensitive."""
+    if not path:
+        return False
+    p = PurePosixPath(_to_path(str(path)).lower())
+    name = p.name
+    if not name:
+        return False
+    if any(part in _SENSITIVE_DIRS for part in p.parts[:-1]):
+        return True
+    if "gcloud" in p.parts[:-1] and name.endswith(".json"):
+        return True
+    return (name in _SENSITIVE_NAMES or name.startswith(_SENSITIVE_PREFIXES)
+            or name.endswith(_SENSITIVE_SUFFIXES))

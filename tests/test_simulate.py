@@ -1,0 +1,72 @@
+"""The typing-replay simulator: its typist logic, and a smoke run end to end through the real server."""
+import json
+import random
+import sqlite3
+
+import pytest
+
+from training.simulate import acceptable_prefix, episodes_for, function_bodies, gap_after, keystrokes, main
+
+SAMPLE = '''import math
+
+
+def hypot(a, b):
+    """Length of the hypotenuse."""
+    squares = a * a + b * b
+    return math.sqrt(squares)
+
+
+class Circle:
+    def __init__(self, r):
+        self.r = r
+        self.d = 2 * r
+
+    def area(self):
+        value = math.pi * self.r ** 2
+        return value
+'''
+
+
+def test_bodies_keystrokes_and_acceptance():
+    bodies = function_bodies(SAMPLE, "python")
+    lines = SAMPLE.split("\n")
+    assert sorted(lines[a].strip() for a, _ in bodies) == ["self.r = r", "squares = a * a + b * b",
+                                                           "value = math.pi * self.r ** 2"]
+    assert keystrokes("x = 1\n    y") == ["x", " ", "=", " ", "1", "\n    ", "y"]  # Enter auto-indents
+    assert acceptable_prefix("x = 1", "x = 1\n") == 5
+    assert acceptable_prefix("x = foo(1)", "x = bar(1)") == 4  # word-level partial: "x = "
+    assert acceptable_prefix("   ", "   y") == 0 and acceptable_prefix("y", "x") == 0
+
+
+def test_typing_pace_is_human():
+    rng = random.Random(0)
+    keys = keystrokes(SAMPLE)
+    total = sum(gap_after(k, rng) for k in keys)
+    assert 3.5 <= len(keys) / total <= 5.5, len(keys) / total
+
+
+def test_episodes_remove_a_body_and_keep_the_rest(tmp_path):
+    f = tmp_path / "geometry.py"
+    f.write_text(SAMPLE)
+    eps = episodes_for(f, random.Random(1), per_file=5)
+    assert len(eps) == 3
+    for ep in eps:
+        assert ep.before + ep.body + ep.after == SAMPLE
+
+
+@pytest.mark.model
+def test_smoke_run_leaves_metrics_and_a_telemetry_database(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "geometry.py").write_text(SAMPLE)
+    out = tmp_path / "out"
+    assert main([str(src), "--limit", "3", "--wait", "--per-file", "3", "--out", str(out),
+                 "--data-dir", str(tmp_path / "data")]) == 0
+    report = json.loads(next(out.glob("simulate-*.json")).read_text())
+    assert report["shown"] >= 1 and report["keystrokes"] > 0 and report["model_calls"] >= 1
+    assert 0 <= report["accept_rate"] <= 1 and report["time_to_ghost_text_ms"]["p50"] > 0
+    assert next(out.glob("simulate-*.png")).stat().st_size > 1000
+    with sqlite3.connect(tmp_path / "data" / "telemetry.sqlite3") as db:
+        shown = db.execute("SELECT count(*) FROM events WHERE kind='shown'").fetchone()[0]
+        decided = db.execute("SELECT count(*) FROM events WHERE kind IN ('accepted','partial','ignored')").fetchone()[0]
+    assert shown == report["shown"] and decided == report["shown"]
