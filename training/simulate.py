@@ -146,15 +146,13 @@ def gap_after(key: str, rng: random.Random) -> float:
 
 def acceptable_prefix(suggestion: str, upcoming: str) -> int:
     """Length of the longest word-level prefix of the suggestion that matches what comes next."""
-    if upcoming.startswith(suggestion):
-        return len(suggestion)
-    n = 0
-    for tok in WORD.findall(suggestion):
-        if upcoming.startswith(suggestion[:n + len(tok)]):
+    n = len(suggestion) if upcoming.startswith(suggestion) else 0
+    if not n:
+        for tok in WORD.findall(suggestion):
+            if not upcoming.startswith(suggestion[:n + len(tok)]):
+                break
             n += len(tok)
-        else:
-            break
-    return n if suggestion[:n].strip() else 0
+    return n if suggestion[:n].strip() else 0  # accepting only whitespace saves nothing
 
 
 def position_of(text: str) -> types.Position:
