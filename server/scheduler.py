@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -26,6 +26,16 @@ class Job:
     fn: Callable[[threading.Event], Any]
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future = field(default_factory=Future)
+
+
+def _fail(job: Job, exc: BaseException) -> None:
+    """Settle a job's future with `exc` unless it is already settled; the client's $/cancelRequest
+    cancels futures from the event loop's thread at any moment."""
+    job.cancel.set()
+    try:
+        job.future.set_exception(exc)
+    except InvalidStateError:
+        pass
 
 
 class LatestWins:
@@ -45,13 +55,11 @@ class LatestWins:
                 self._running.cancel.set()
             old = self._waiting.pop(key, None)
             if old is not None:
-                old.cancel.set()
-                old.future.set_exception(Superseded())
+                _fail(old, Superseded())
             self._waiting[key] = job
             while len(self._waiting) > self.max_waiting:
                 _, dropped = self._waiting.popitem(last=False)
-                dropped.cancel.set()
-                dropped.future.set_exception(Superseded())
+                _fail(dropped, Superseded())
             self._lock.notify()
         return job
 
@@ -68,11 +76,12 @@ class LatestWins:
                 if job.cancel.is_set():
                     raise Superseded()
                 result = job.fn(job.cancel)
-                if not job.future.done():
+                try:
                     job.future.set_result(result)
+                except InvalidStateError:  # cancelled by the client meanwhile
+                    pass
             except BaseException as e:  # the worker must survive anything a job does
-                if not job.future.done():
-                    job.future.set_exception(e)
+                _fail(job, e)
             finally:
                 with self._lock:
                     self._running = None
@@ -81,8 +90,7 @@ class LatestWins:
         with self._lock:
             self._closed = True
             for job in self._waiting.values():
-                job.cancel.set()
-                job.future.set_exception(Superseded())
+                _fail(job, Superseded())
             self._waiting.clear()
             if self._running:
                 self._running.cancel.set()

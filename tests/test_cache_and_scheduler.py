@@ -87,3 +87,20 @@ def test_worker_survives_a_failing_job():
         bad.future.result(5)
     assert sched.submit("a", lambda cancel: "alive").future.result(5) == "alive"
     sched.close()
+
+
+def test_client_cancelled_futures_do_not_break_later_requests():
+    # $/cancelRequest cancels a job's future from the event loop at any time: a running one, and a waiting
+    # one that a newer request then replaces. Neither may raise into the newer request or the worker.
+    sched = LatestWins()
+    gate = threading.Event()
+    running = sched.submit("a", lambda cancel: gate.wait(5) and "late")
+    time.sleep(0.05)
+    waiting = sched.submit("b", lambda cancel: "never")
+    running.future.cancel()
+    assert waiting.future.cancel()
+    newer = sched.submit("b", lambda cancel: "newer")  # replaces the cancelled waiting job
+    gate.set()
+    assert newer.future.result(5) == "newer"
+    assert sched.submit("c", lambda cancel: "ok").future.result(5) == "ok"
+    sched.close()

@@ -185,10 +185,11 @@ class Simulator:
         fut = self.client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params,
                                                       msg_id=msg_id)
         try:
-            result = await (fut if self.wait else asyncio.wait_for(fut, budget_s))
+            result = await (fut if self.wait else asyncio.wait_for(asyncio.shield(fut), budget_s))
         except asyncio.TimeoutError:
             self.stats.late += 1
             self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # the answer is an error now
             return None, 0.0
         return result, (time.perf_counter() - t0) * 1000
 
