@@ -8,6 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -87,8 +88,14 @@ class GhostlineServer(LanguageServer):
         except Exception:  # the client went away mid-notification; nothing to tell
             log.debug("notify failed", exc_info=True)
 
+    def document(self, uri: str):
+        """The open document, or None. pygls keys documents by the percent-decoded URI, while clients
+        send encoded ones (`%40scope` in node_modules paths); its get_text_document would read unopened
+        files from disk instead."""
+        return self.workspace.text_documents.get(unquote(uri))
+
     def _document_text(self, uri: str) -> str | None:
-        doc = self.workspace.text_documents.get(uri)
+        doc = self.document(uri)
         return doc.source if doc is not None else None
 
     def warn_once(self, key: str, text: str) -> None:
@@ -98,7 +105,7 @@ class GhostlineServer(LanguageServer):
             self._notify("message", {"level": "warning", "text": f"Ghostline: {text}"})
 
     def request_for(self, uri: str, position: types.Position) -> Request:
-        doc = self.workspace.text_documents.get(uri)
+        doc = self.document(uri)
         if doc is None:
             raise InputError(f"unknown document {uri} (not opened with didOpen)")
         lines = doc.lines
@@ -110,7 +117,7 @@ class GhostlineServer(LanguageServer):
             raise InputError(f"position {position.line}:{position.character} is past the end of the line "
                              f"({len(text)} characters)")
         others = tuple((u, d.source) for u in reversed(self.recent)
-                       if u != uri and (d := self.workspace.text_documents.get(u)) is not None
+                       if u != uri and (d := self.document(u)) is not None
                        and d.language_id == doc.language_id)[:MAX_SNIPPET_DOCS]
         return Request(uri, doc.source, doc.offset_at_position(position), doc.language_id or "",
                        path=_path_of(uri), others=others)
@@ -162,7 +169,6 @@ class GhostlineServer(LanguageServer):
 
 def _path_of(uri: str) -> str | None:
     if uri.startswith("file://"):
-        from urllib.parse import unquote, urlparse
         return unquote(urlparse(uri).path)
     return None
 

@@ -196,3 +196,14 @@ def test_cli_complete_and_jsonl(tmp_path):
                          capture_output=True, text=True, timeout=300)
     rows = [__import__("json").loads(x) for x in out.stdout.splitlines()]
     assert len(rows) == 2 and all("completion" in r and r["latency_ms"] > 0 for r in rows)
+
+
+async def test_percent_encoded_uri_is_found(client: LanguageClient, tmp_path):
+    # VS Code encodes "@" in node_modules/@scope paths as %40; pygls stores documents decoded.
+    text, line, ch = position_of(JS)
+    folder = tmp_path / "node_modules" / "@scope" / "pkg"
+    uri = (folder / "sum.js").as_uri()
+    assert "%40scope" in uri
+    open_doc(client, uri, text, "javascript")
+    result = await inline(client, uri, line, ch)
+    assert result.items and result.items[0].insert_text.strip()

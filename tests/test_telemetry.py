@@ -362,18 +362,6 @@ def test_concurrent_writers(paths):
     assert rows(db, "SELECT count(*) FROM events") == [(600,)]
 
 
-def test_request_path_write_is_fast(paths):
-    s = store_at(paths, "training")
-    request(s, "warm")
-    t0 = time.perf_counter()
-    for i in range(200):
-        request(s, f"c{i}")
-        s.record_shown(f"c{i}")
-    per_write = (time.perf_counter() - t0) / 400
-    s.close()
-    assert per_write < 0.005
-
-
 # --- schema, retention, snapshots ---------------------------------------------------------------------
 def test_migration_from_older_version(paths):
     db, _ = paths

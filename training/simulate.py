@@ -368,18 +368,29 @@ def report_png(report: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    lat = report["time_to_ghost_text_ms"]
     axes[0].hist(report["latencies_ms"], bins=40)
-    axes[0].set_xlabel("time to ghost text (ms)")
-    axes[0].set_title("latency of seen suggestions")
-    langs = report["by_language"]
-    axes[1].bar(list(langs), [v["accept_rate"] for v in langs.values()])
-    axes[1].set_title("accept rate by language")
-    axes[1].set_ylim(0, 1)
-    pos = report["by_body_line"]
-    axes[2].bar([f"line {k}" + ("+" if k == "5" else "") for k in pos], [v["accept_rate"] for v in pos.values()])
-    axes[2].set_title("accept rate by line of the function body")
-    axes[2].set_ylim(0, 1)
+    axes[0].set_xlabel("time to ghost text at the client (ms)")
+    axes[0].set_title("seen suggestions: " + ", ".join(
+        f"{k.upper()} {v:.0f}" for k, v in lat.items() if v is not None))
+    n = report["requests"]
+    late, shown = report["late_answers"], report["shown"]
+    acc = round(report["full_accept_rate"] * shown)
+    part = round(report["partial_accept_rate"] * shown)
+    parts = {"late (never seen)": late, "empty": n - late - shown, "ignored": shown - acc - part,
+             "partial": part, "accepted": acc}
+    axes[1].bar_label(axes[1].barh(list(parts), [max(v, 0.5) for v in parts.values()]), list(parts.values()))
+    axes[1].set_xscale("log")
+    axes[1].set_title(f"what happened to {n} requests (log scale)")
+    for ax, key, title, label in ((axes[2], "by_language", "accept rate by language", str),
+                                  (axes[3], "by_body_line", "accept rate by line of the function body",
+                                   lambda k: f"line {int(k) + 1}" + ("+" if k == "5" else ""))):
+        data = report[key]
+        bars = ax.bar([label(k) for k in data], [v["accept_rate"] for v in data.values()])
+        ax.bar_label(bars, [f"n={v['shown']}" for v in data.values()])
+        ax.set_title(title)
+        ax.set_ylim(0, 1)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
