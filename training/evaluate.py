@@ -71,8 +71,13 @@ def run_pipeline(engine: Engine, task: Task, i: int) -> tuple[str, float, float]
 
 def run_baseline(engine: Engine, task: Task) -> tuple[str, float]:
     rt = engine.runtime
-    prompt = rt.template.render(task.prefix[-BASELINE_PREFIX_CHARS:], task.suffix[:BASELINE_SUFFIX_CHARS])
     t0 = time.perf_counter()
+    pre, suf = BASELINE_PREFIX_CHARS, BASELINE_SUFFIX_CHARS
+    while True:  # characters are a poor proxy for tokens in dense code: halve until the prompt fits
+        prompt = rt.template.render(task.prefix[-pre:], task.suffix[:suf])
+        if pre < 64 or rt.count_tokens(prompt) + MAX_TOKENS <= getattr(rt, "n_ctx", 2048):
+            break
+        pre, suf = pre // 2, suf // 2
     gen = rt.generate(prompt, max_tokens=MAX_TOKENS, should_stop=lambda t: early_stop(t, "", "", False))
     return gen.text.split("\n", 1)[0].rstrip(), (time.perf_counter() - t0) * 1000
 
