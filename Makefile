@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml | llama
 	$(PY) -m pip install --disable-pip-version-check --progress-bar off -e '.[train,test]'
 	touch $@
 
-venv: llama $(STAMP)
+venv: $(STAMP)
 
 model: $(STAMP)
 	$(PY) -m server.models pull

@@ -76,10 +76,12 @@ class Recorder:
         if not self.enabled or not result.id:
             return
         d = result.decision
-        self._submit(self.store.record_request, result.id, language=req.language, model_id=result.model_id,
-                     prefix=req.prefix, suffix=req.suffix, completion=result.text, latency=result.timings,
-                     features=result.features, filter_score=d.score, exploration=d.exploration,
-                     propensity=d.propensity, path=req.path, status=status)
+        # prefix/suffix are sliced on the telemetry thread, not on the caller's (the event loop or the model
+        # worker): for a large document each slice is a copy.
+        self._submit(lambda: self.store.record_request(
+            result.id, language=req.language, model_id=result.model_id, prefix=req.prefix, suffix=req.suffix,
+            completion=result.text, latency=result.timings, features=result.features, filter_score=d.score,
+            exploration=d.exploration, propensity=d.propensity, path=req.path, status=status))
 
     def outcome(self, cid: str, kind: str, accepted_length: int | None, reason: str | None,
                 accepted: Accepted | None) -> None:
@@ -97,8 +99,8 @@ class Recorder:
                 timer.start()
 
     def document_changed(self, uri: str, edits: list[tuple[int, int, int]]) -> None:
-        """`edits`: (start line, end line, lines inserted) per content change, in order; None for a full
-        replacement, after which lines keep their numbers."""
+        """`edits`: (start line, end line, lines inserted) per content change, in order; a full replacement
+        comes as (0, 0, 0) and leaves tracked lines where they are."""
         with self._lock:
             for acc in self._tracked.get(uri, ()):
                 for start, end, inserted in edits:
@@ -113,7 +115,7 @@ class Recorder:
 
     def _check(self, acc: Accepted, delay: float) -> None:
         with self._lock:
-            self._timers = {t for t in self._timers if t.is_alive() and t is not threading.current_thread()}
+            self._timers.discard(threading.current_thread())
             last = delay == max(self.delays)
             if last and acc in self._tracked.get(acc.uri, []):
                 self._tracked[acc.uri].remove(acc)

@@ -44,7 +44,9 @@ class Session:
         self.error: str | None = None
         self._loaded = threading.Event()
         self._load_lock = threading.Lock()
-        self.results: OrderedDict[str, tuple[Result, Request]] = OrderedDict()  # recent, for outcomes
+        # Recent suggestions for outcomes: the result, its document and cursor line (not the Request,
+        # which would keep a copy of the whole document per suggestion alive).
+        self.results: OrderedDict[str, tuple[Result, str, int]] = OrderedDict()
         self.outcomes: list[dict] = []  # bounded log of what the client reported
         self.stats: dict[str, int] = {k: 0 for k in (
             "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty")}
@@ -151,7 +153,7 @@ class Session:
     def _remember(self, result: Result, req: Request) -> None:
         self.recorder.request(result, req, result.reason or result.source)
         if result.id and result.text:
-            self.results[result.id] = (result, req)
+            self.results[result.id] = (result, req.uri, req.text.count("\n", 0, req.offset))
             while len(self.results) > 256:
                 self.results.popitem(last=False)
 
@@ -174,9 +176,9 @@ class Session:
             self.engine.record_outcome(kind != "ignored")
         accepted = None
         if known is not None and kind in ("accepted", "partial"):
-            result, req = known
+            result, uri, line = known
             text = result.text if kind == "accepted" or length is None else result.text[:length]
-            accepted = Accepted(cid, req.uri, req.prefix.count("\n"), text)
+            accepted = Accepted(cid, uri, line, text)
         self.recorder.outcome(cid, kind, length, reason, accepted)
         line = (f"ghostline: outcome {kind} id={cid}" + (f" acceptedLength={length}" if length is not None else "")
                 + (f" reason={reason}" if reason else ""))
