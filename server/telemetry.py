@@ -197,26 +197,31 @@ def _xdg(var: str, fallback: str) -> Path:
     return Path(base) if base and os.path.isabs(base) else Path.home() / fallback
 
 
-def default_data_dir() -> Path:
-    """`$GHOSTLINE_DATA_DIR`, else the platform's user data dir + /ghostline (~/.local/share/ghostline)."""
+# kind -> (platformdirs function, XDG variable, fallback under $HOME)
+_USER_DIRS = {"data": ("user_data_dir", "XDG_DATA_HOME", ".local/share"),
+              "config": ("user_config_dir", "XDG_CONFIG_HOME", ".config")}
+
+
+def _user_dir(kind: str) -> Path:
+    """`$GHOSTLINE_DATA_DIR`, else the platform's user `kind` dir + /ghostline."""
     if os.environ.get("GHOSTLINE_DATA_DIR"):
         return Path(os.environ["GHOSTLINE_DATA_DIR"]).expanduser()
+    func, var, fallback = _USER_DIRS[kind]
     try:
         import platformdirs
-        return Path(platformdirs.user_data_dir("ghostline", appauthor=False))
+        return Path(getattr(platformdirs, func)("ghostline", appauthor=False))
     except Exception:
-        return _xdg("XDG_DATA_HOME", ".local/share") / "ghostline"
+        return _xdg(var, fallback) / "ghostline"
+
+
+def default_data_dir() -> Path:
+    """Where the database lives (~/.local/share/ghostline on Linux)."""
+    return _user_dir("data")
 
 
 def default_config_dir() -> Path:
-    """`$GHOSTLINE_DATA_DIR`, else the platform's user config dir + /ghostline (~/.config/ghostline)."""
-    if os.environ.get("GHOSTLINE_DATA_DIR"):
-        return Path(os.environ["GHOSTLINE_DATA_DIR"]).expanduser()
-    try:
-        import platformdirs
-        return Path(platformdirs.user_config_dir("ghostline", appauthor=False))
-    except Exception:
-        return _xdg("XDG_CONFIG_HOME", ".config") / "ghostline"
+    """Where the HMAC key lives (~/.config/ghostline on Linux), apart from the database."""
+    return _user_dir("config")
 
 
 def default_db_path() -> Path:
