@@ -5,10 +5,12 @@ character estimate in unit tests).
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from .options import Options
 from .templates import Snippet
 
 TokenCounter = Callable[[str], int]
@@ -21,17 +23,6 @@ def estimate_tokens(text: str) -> int:
 
 
 @dataclass(frozen=True)
-class Budget:
-    prefix_tokens: int = 512
-    suffix_tokens: int = 96
-    snippet_tokens: int = 256
-    # The prefix start moves in steps of this many lines so the KV cache survives typing new lines.
-    start_quantum: int = 16
-    snippet_window: int = 20
-    max_snippets: int = 2
-
-
-@dataclass(frozen=True)
 class Context:
     prefix: str
     suffix: str
@@ -41,23 +32,30 @@ class Context:
 
 
 def cut_prefix(prefix: str, budget: int, count: TokenCounter, quantum: int = 16) -> str:
-    """Keep whole lines from the cursor backwards within budget; align the start to a line multiple."""
+    """Keep whole lines from the cursor backwards within budget. The start moves in steps of `quantum`
+    lines so the KV cache survives typing new lines: rounded up when that keeps at least 3/4 of the
+    budget, else down when that stays within 5/4 of it, else not at all (a few long lines above the
+    start would otherwise cost most of the prefix)."""
     lines = prefix.split("\n")
     cur = lines[-1]
     if count(cur) > budget:  # one enormous line: keep its tail only
         return cur[-budget * 3:]
     used = count(cur)
+    cost = {len(lines) - 1: used}  # start line -> tokens kept
     start = len(lines) - 1
-    while start > 0:
-        need = count(lines[start - 1]) + 1
-        if used + need > budget:
-            break
-        used += need
+    while start > 0 and used <= budget + budget // 4:
+        used += count(lines[start - 1]) + 1
         start -= 1
-    if start > 0 and quantum > 1:
-        start = -(-start // quantum) * quantum  # round up: never exceed the budget
-        start = min(start, len(lines) - 1)
-    return "\n".join(lines[start:])
+        cost[start] = used
+    exact = min(k for k, v in cost.items() if v <= budget)
+    if exact > 0 and quantum > 1:
+        up = min(-(-exact // quantum) * quantum, len(lines) - 1)
+        down = exact // quantum * quantum
+        if cost[up] >= budget - budget // 4:
+            return "\n".join(lines[up:])
+        if down in cost and cost[down] <= budget + budget // 4:
+            return "\n".join(lines[down:])
+    return "\n".join(lines[exact:])
 
 
 def cut_suffix(suffix: str, budget: int, count: TokenCounter) -> str:
@@ -116,12 +114,30 @@ def best_snippets(query: str, others: Iterable[tuple[str, str]], budget: int, co
     return tuple(Snippet(path, chunk) for path, _, chunk in chosen)
 
 
+def display_path(path: str | None, root: str | None, mode: str = "relative") -> str | None:
+    """How a file is named in the prompt: relative to the workspace root (else its base name), absolute,
+    or not at all. Absolute paths leak the user's home layout into every prompt and measured worse."""
+    if not path or mode == "none":
+        return None
+    if mode == "absolute":
+        return path
+    if root:
+        rel = os.path.relpath(path, root)
+        if not rel.startswith(".."):
+            return rel.replace(os.sep, "/")
+    return os.path.basename(path)
+
+
 def build_context(prefix: str, suffix: str, *, count: TokenCounter = estimate_tokens,
-                  budget: Budget = Budget(), path: str | None = None, language: str = "",
-                  others: Iterable[tuple[str, str]] = ()) -> Context:
-    p = cut_prefix(prefix, budget.prefix_tokens, count, budget.start_quantum)
-    s = cut_suffix(suffix, budget.suffix_tokens, count)
-    query = "\n".join(prefix.split("\n")[-budget.snippet_window:])
-    snippets = best_snippets(query, others, budget.snippet_tokens, count,
-                             budget.snippet_window, budget.max_snippets)
-    return Context(p, s, path, language, snippets)
+                  options: Options = Options(), path: str | None = None, root: str | None = None,
+                  language: str = "", others: Iterable[tuple[str, str]] = ()) -> Context:
+    """`others`: (path, text) of other open files of the same language."""
+    p = cut_prefix(prefix, options.prefix_tokens, count, options.start_quantum)
+    s = cut_suffix(suffix, options.suffix_tokens, count)
+    snippets: tuple[Snippet, ...] = ()
+    if options.snippets:
+        query = "\n".join(prefix.split("\n")[-options.snippet_window:])
+        named = [(display_path(o, root, options.path_header) or "", text) for o, text in others]
+        snippets = best_snippets(query, named, options.snippet_tokens, count,
+                                 options.snippet_window, options.max_snippets)
+    return Context(p, s, display_path(path, root, options.path_header), language, snippets)

@@ -11,8 +11,9 @@ from typing import Protocol
 
 from . import features as feats
 from .cache import TypingCache
-from .context import Budget, build_context
+from .context import build_context
 from .filter import Decision, Filter, NoFilter, decide
+from .options import Options
 from .postprocess import decide_multiline, early_stop, postprocess
 from .runtime import Generation
 from .settings import Settings
@@ -29,7 +30,8 @@ class Runtime(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None) -> Generation: ...
+    def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None, chunk: int = 64) -> Generation:
+        ...
 
 
 class InputError(ValueError):
@@ -42,7 +44,8 @@ class Request:
     text: str
     offset: int
     language: str = ""
-    path: str | None = None
+    path: str | None = None  # the file's path on disk, when it has one
+    root: str | None = None  # the workspace folder holding it: prompts name files relative to it
     others: tuple[tuple[str, str], ...] = ()  # other open documents of the same language: (path, text)
 
     @property
@@ -85,20 +88,10 @@ def check_input(req: Request) -> None:
         raise InputError(f"cursor offset {req.offset} is outside the document (length {len(req.text)})")
 
 
-def drop_extra_indent(text: str, at_indent: bool) -> str:
-    """At an indentation-only line the cursor already sits where code starts, but the model often writes
-    the indentation again (its tokenizer merges whitespace runs). Measured better than re-tokenizing
-    the prompt without the indentation (see training.evaluate)."""
-    if not at_indent:
-        return text
-    first, nl, rest = text.partition("\n")
-    return first.lstrip(" \t") + nl + rest
-
-
 class Engine:
-    def __init__(self, runtime: Runtime, *, budget: Budget = Budget(), filt: Filter | None = None):
+    def __init__(self, runtime: Runtime, *, options: Options = Options(), filt: Filter | None = None):
         self.runtime = runtime
-        self.budget = budget
+        self.options = options
         self.filter = filt or NoFilter()
         self.cache = TypingCache()
         self.history = feats.History()
@@ -141,18 +134,18 @@ class Engine:
             result.reason = "filtered"
             result.timings = {"filter_ms": (t_filter - t0) * 1000, "total_ms": (t_filter - t0) * 1000}
             return result
-        ctx = build_context(prefix, suffix, count=self.runtime.count_tokens, budget=self.budget,
-                            path=req.path, language=req.language, others=req.others)
+        opts = self.options
+        ctx = build_context(prefix, suffix, count=self.runtime.count_tokens, options=opts,
+                            path=req.path, root=req.root, language=req.language, others=req.others)
         prompt = self.runtime.template.render(ctx.prefix, ctx.suffix, path=ctx.path, snippets=ctx.snippets)
-        multiline = decide_multiline(prefix, suffix, settings.multiline)
-        line = prefix.rsplit("\n", 1)[-1]
-        at_indent = bool(line) and not line.strip()
+        multiline = decide_multiline(prefix, suffix, settings.multiline, opts)
         t_ctx = time.perf_counter()
         gen = self.runtime.generate(
-            prompt, max_tokens=settings.maxTokens, cancel=cancel,
-            should_stop=lambda text: early_stop(drop_extra_indent(text, at_indent), prefix, suffix, multiline))
+            prompt, max_tokens=settings.maxTokens, cancel=cancel, chunk=opts.prompt_chunk,
+            should_stop=lambda text: early_stop(text, prefix, suffix, multiline, opts))
         t_gen = time.perf_counter()
-        text = postprocess(drop_extra_indent(gen.text, at_indent), prefix, suffix, multiline)
+        text = postprocess(gen.text, prefix, suffix, multiline, opts, req.language,
+                           truncated=gen.stop_reason == "length")
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
         result.reason = None if text else "empty"

@@ -116,11 +116,20 @@ class GhostlineServer(LanguageServer):
         if position.character > len(text.encode("utf-16-le")) // 2:
             raise InputError(f"position {position.line}:{position.character} is past the end of the line "
                              f"({len(text)} characters)")
-        others = tuple((u, d.source) for u in reversed(self.recent)
+        others = tuple((path, d.source) for u in reversed(self.recent)
                        if u != uri and (d := self.document(u)) is not None
-                       and d.language_id == doc.language_id)[:MAX_SNIPPET_DOCS]
+                       and d.language_id == doc.language_id and (path := _path_of(u)))[:MAX_SNIPPET_DOCS]
+        path = _path_of(uri)
         return Request(uri, doc.source, doc.offset_at_position(position), doc.language_id or "",
-                       path=_path_of(uri), others=others)
+                       path=path, root=self.root_of(path), others=others)
+
+    def root_of(self, path: str | None) -> str | None:
+        """The innermost workspace folder holding `path` (prompts name files relative to it)."""
+        if not path:
+            return None
+        roots = [_path_of(f.uri) for f in self.workspace.folders.values()] + [self.workspace.root_path]
+        inside = [r for r in roots if r and (path + "/").startswith(r.rstrip("/") + "/")]
+        return max(inside, key=len, default=None)
 
     def touch(self, uri: str) -> None:
         self.recent.pop(uri, None)

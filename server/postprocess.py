@@ -1,14 +1,21 @@
 """Turn raw model output into something worth showing.
 
-The 0.5B model infills correctly but does not stop: it runs past the gap and repeats the suffix. These
-rules cut it back: single vs multi-line by syntax, stop at blank lines and dedents, trim what the suffix
-already says, and leave closing brackets to whoever opened them.
+The 0.5B instruct model infills correctly but does not stop: it runs past the gap and repeats the suffix.
+These rules cut it back, each behind a switch in `Options` so the benchmark can show what it earns:
+single vs multi-line by editor state, stop at dedents and at lines the suffix repeats, end a block where
+the file parses (tree-sitter), trim what the suffix already says, leave closing brackets to whoever opened
+them, and at the start of a line with code insert a whole line or nothing.
 """
 from __future__ import annotations
+
+from .editor_state import EditorState, editor_state
+from .options import Options
+from .syntax import parses
 
 OPENERS = (":", "{", "(", "[", "=>", "->", "do", "then")
 PAIRS = {")": "(", "]": "[", "}": "{"}
 MAX_LINES = 16
+CHAT_FENCE = "```"
 
 
 def _indent(line: str) -> int:
@@ -19,51 +26,96 @@ def _next_nonblank(lines: list[str]) -> str | None:
     return next((ln for ln in lines if ln.strip()), None)
 
 
-def decide_multiline(prefix: str, suffix: str, mode: str = "auto") -> bool:
-    """Multi-line only at the start of an empty block body (Copilot's rule), unless forced."""
+def decide_multiline(prefix: str, suffix: str, mode: str = "auto", options: Options = Options()) -> bool:
+    """Multi-line at the end of a block opener, at an empty block body (Copilot's rule) and, with
+    `options.block`, at any empty line inside a block; the post-processing decides how many lines."""
     if mode in ("always", "never"):
         return mode == "always"
+    state = editor_state(prefix, suffix)
     cur = prefix.rsplit("\n", 1)[-1]
-    suffix_lines = suffix.split("\n")
-    if suffix_lines[0].strip():
-        return False  # mid-line: finish this line only
-    if cur.strip():
+    if state in (EditorState.MID_LINE, EditorState.LINE_START):
+        return False  # finish or insert this line only
+    if state is EditorState.END_OF_LINE:
         return cur.rstrip().endswith(OPENERS)  # at the end of `def f():` / `{`
+    if options.block and cur:
+        return True  # an empty line inside a block (indented): the block may continue for several lines
     prev = _next_nonblank(prefix.split("\n")[-2::-1])
     if prev is None or not prev.rstrip().endswith(OPENERS):
         return False
-    after = _next_nonblank(suffix_lines[1:])
+    after = _next_nonblank(suffix.split("\n")[1:])
     return after is None or _indent(after) <= _indent(prev)  # the body is still empty
 
 
-def trim_block(text: str, prefix: str, suffix: str) -> str:
-    """Multi-line: stop at a blank line, at a dedent past the block, or at a line the suffix repeats."""
+def heal_indent(text: str, prefix: str) -> str:
+    """At an indentation-only line the cursor already sits where code starts, but the model often writes
+    the indentation again (its tokenizer merges whitespace runs)."""
+    line = prefix.rsplit("\n", 1)[-1]
+    if not line or line.strip():
+        return text
+    first, nl, rest = text.partition("\n")
+    return first.lstrip(" \t") + nl + rest
+
+
+def _suffix_next(suffix: str) -> str:
+    """The next line of code after the cursor's line (or the cursor's line when that is all there is)."""
+    lines = suffix.split("\n")
+    nxt = (_next_nonblank(lines[1:]) or "").strip()
+    if not lines[0].strip() and not nxt:
+        nxt = (_next_nonblank(lines) or "").strip()
+    return nxt
+
+
+def _block(text: str, prefix: str, suffix: str, options: Options) -> tuple[str, bool]:
+    """Multi-line: stop at a dedent past the block, at a line the suffix repeats, at chat formatting and
+    (when switched on) at a blank line after content. Returns the kept text and whether a rule fired."""
     cur = prefix.rsplit("\n", 1)[-1]
     lines = text.split("\n")
-    suffix_next = (_next_nonblank(suffix.split("\n")[1:]) or "").strip()
-    if not suffix.split("\n")[0].strip() and not suffix_next:
-        suffix_next = (_next_nonblank(suffix.split("\n")) or "").strip()
+    suffix_next = _suffix_next(suffix) if options.stop_suffix_repeat else ""
     out: list[str] = []
     block_indent: int | None = None
-    for i, line in enumerate(lines[:MAX_LINES]):
+    for i, line in enumerate(lines):
+        if i == MAX_LINES:
+            return "\n".join(out).rstrip(), True
         full = cur + line if i == 0 and line.strip() else line
+        if options.drop_chat and line.lstrip().startswith(CHAT_FENCE):
+            return "\n".join(out).rstrip(), True
         if not full.strip():
-            if block_indent is not None:
-                break  # blank line after content ends the suggestion
+            if block_indent is not None and options.stop_blank_line:
+                return "\n".join(out).rstrip(), True  # blank line after content ends the suggestion
             out.append(line)
             continue
         if block_indent is None:
             block_indent = _indent(full)
             out.append(line)
             continue
-        if i > 0 and suffix_next and line.strip() == suffix_next:
-            break  # the model started repeating the suffix
-        if _indent(full) < block_indent:
+        if suffix_next and line.strip() == suffix_next:
+            return "\n".join(out).rstrip(), True  # the model started repeating the suffix
+        if options.stop_dedent and _indent(full) < block_indent:
             if line.strip() and all(c in ")]}; " for c in line.strip()):
                 out.append(line)  # a closer for a block it opened, which the suffix does not supply
-            break
+            return "\n".join(out).rstrip(), True
         out.append(line)
-    return "\n".join(out)
+    return "\n".join(out).rstrip(), False
+
+
+def trim_block(text: str, prefix: str, suffix: str, options: Options = Options()) -> str:
+    return _block(text, prefix, suffix, options)[0]
+
+
+def end_where_it_parses(text: str, prefix: str, suffix: str, language: str) -> str:
+    """The longest whole-line cut of a block after which the file parses; the text unchanged when no cut
+    parses or the language has no grammar (the heuristics have already had their say)."""
+    lines = text.split("\n")
+    for k in range(len(lines), 0, -1):
+        cand = "\n".join(lines[:k]).rstrip()
+        if not cand.strip():
+            break
+        ok = parses(language, prefix + cand + suffix)
+        if ok is None:
+            return text
+        if ok:
+            return cand
+    return text
 
 
 def trim_suffix_overlap(text: str, suffix: str) -> str:
@@ -105,24 +157,55 @@ def balance_closers(text: str, suffix: str) -> str:
     return text
 
 
-def postprocess(text: str, prefix: str, suffix: str, multiline: bool) -> str:
+def insert_line(text: str, prefix: str, suffix: str, language: str, options: Options) -> str:
+    """At the start of a line that has code: a whole new line above it (ending in a newline and the
+    line's indentation, so the existing code stays where it was), or nothing. Never one that repeats the
+    existing line, and never one that breaks a file that parses."""
+    first = text.split("\n", 1)[0].rstrip()
+    existing = suffix.split("\n", 1)[0].strip()
+    if not first.strip() or first.strip() == existing:
+        return ""
+    if options.drop_chat and first.lstrip().startswith(CHAT_FENCE):
+        return ""
+    line = first + "\n" + prefix.rsplit("\n", 1)[-1]
+    if options.syntax_check and parses(language, prefix + suffix) and not parses(language, prefix + line + suffix):
+        return ""
+    return line
+
+
+def postprocess(text: str, prefix: str, suffix: str, multiline: bool, options: Options = Options(),
+                language: str = "", truncated: bool = False) -> str:
+    """`truncated`: generation hit its token limit, so a block's last line is unfinished and dropped."""
+    if truncated and multiline and "\n" in text.strip("\n"):
+        text = text[:text.rstrip("\n").rfind("\n")]
+    if options.heal_indent:
+        text = heal_indent(text, prefix)
+    if options.line_start_newline and editor_state(prefix, suffix) is EditorState.LINE_START:
+        return insert_line(text, prefix, suffix, language, options)
     if multiline:
-        text = trim_block(text, prefix, suffix)
+        text = trim_block(text, prefix, suffix, options)
+        if options.syntax_check:
+            text = end_where_it_parses(text, prefix, suffix, language)
     else:
         text = text.split("\n", 1)[0]
-    text = trim_suffix_overlap(text.rstrip(), suffix)
-    text = balance_closers(text, suffix).rstrip()
-    if not text.strip():
-        return ""
-    return text
+        if options.drop_chat and text.lstrip().startswith(CHAT_FENCE):
+            return ""
+    text = text.rstrip()
+    if options.trim_overlap:
+        text = trim_suffix_overlap(text, suffix)
+    if options.balance_brackets:
+        text = balance_closers(text, suffix)
+    text = text.rstrip()
+    return text if text.strip() else ""
 
 
-def early_stop(text: str, prefix: str, suffix: str, multiline: bool) -> bool:
+def early_stop(text: str, prefix: str, suffix: str, multiline: bool, options: Options = Options()) -> bool:
     """Run between tokens: has the output already passed the point where postprocess would cut it?"""
+    if options.heal_indent:
+        text = heal_indent(text, prefix)
     if not multiline:
         return "\n" in text
     complete = text[:text.rfind("\n") + 1]  # judge whole lines only: a partial one may still indent
     if not complete.strip():
         return False
-    whole = complete[:-1]
-    return len(trim_block(whole, prefix, suffix)) < len(whole) or complete.count("\n") > MAX_LINES
+    return _block(complete[:-1], prefix, suffix, options)[1]

@@ -13,7 +13,7 @@ from .templates import FimTemplate, get_template
 
 log = logging.getLogger(__name__)
 
-PROMPT_CHUNK = 64  # tokens evaluated between cancellation checks
+PROMPT_CHUNK = 64  # default tokens evaluated between cancellation checks (Options.prompt_chunk)
 
 
 class Cancelled(Exception):
@@ -68,8 +68,12 @@ class LlamaRuntime:
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False)) if text else 0
 
+    def reset(self) -> None:
+        """Forget the KV cache: the next prompt is evaluated from scratch (cold, and reproducible)."""
+        self.llm.reset()
+
     def generate(self, prompt: str, *, max_tokens: int, should_stop: Callable[[str], bool],
-                 cancel: threading.Event | None = None) -> Generation:
+                 cancel: threading.Event | None = None, chunk: int = PROMPT_CHUNK) -> Generation:
         llm = self.llm
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         if len(tokens) + 1 > self.n_ctx:
@@ -85,10 +89,10 @@ class LlamaRuntime:
             reused += 1
         reused = min(reused, len(tokens) - 1)
         llm.n_tokens = reused
-        for i in range(reused, len(tokens) - 1, PROMPT_CHUNK):
+        for i in range(reused, len(tokens) - 1, chunk):
             if cancel.is_set():
                 raise Cancelled()
-            llm.eval(tokens[i:min(i + PROMPT_CHUNK, len(tokens) - 1)])
+            llm.eval(tokens[i:min(i + chunk, len(tokens) - 1)])
         t1 = time.perf_counter()
         out = bytearray()
         n = 0

@@ -1,4 +1,6 @@
-from server.context import Budget, best_snippets, build_context, cut_prefix, cut_suffix, estimate_tokens
+from server.context import (best_snippets, build_context, cut_prefix, cut_suffix, display_path,
+                            estimate_tokens)
+from server.options import Options
 
 
 def count_words(text: str) -> int:
@@ -18,7 +20,7 @@ def test_prefix_start_is_stable_while_typing_new_lines():
     starts = set()
     for extra in range(1, 8):
         p = base + "\nnew" * extra
-        starts.add(cut_prefix(p, budget=120, count=count_words, quantum=16).split("\n")[0])
+        starts.add(cut_prefix(p, budget=512, count=count_words, quantum=16).split("\n")[0])
     assert len(starts) <= 2  # the start only moves once per 16 lines typed
 
 
@@ -43,5 +45,27 @@ def test_snippets_prefer_similar_code():
 
 
 def test_build_context_without_others():
-    ctx = build_context("a = 1\nb = ", "\nc = 3", budget=Budget(), language="python")
+    ctx = build_context("a = 1\nb = ", "\nc = 3", options=Options(), language="python")
     assert ctx.prefix == "a = 1\nb = " and ctx.suffix == "\nc = 3" and ctx.snippets == ()
+
+
+def test_quantum_never_costs_most_of_the_budget():
+    # Long lines just below a 16-line boundary: rounding the start up to line 16 would keep 15 of 120
+    # tokens; rounding down to line 0 costs at most 5/4 of the budget and is taken instead.
+    lines = [f"w{i}" for i in range(10)] + ["word " * 15] * 6 + [f"x{i}" for i in range(5)]
+    out = cut_prefix("\n".join(lines), budget=120, count=count_words, quantum=16)
+    kept = sum(count_words(ln) + 1 for ln in out.split("\n"))
+    assert out.startswith("w0") and kept <= 150
+    lines[0:10] = ["word " * 15] * 10  # now line 0 is too far: the exact start it is
+    out = cut_prefix("\n".join(lines), budget=120, count=count_words, quantum=16)
+    assert 100 <= sum(count_words(ln) + 1 for ln in out.split("\n")) <= 121
+
+
+def test_prompt_names_files_relative_to_the_workspace():
+    assert display_path("/home/u/proj/src/a.py", "/home/u/proj") == "src/a.py"
+    assert display_path("/elsewhere/b.py", "/home/u/proj") == "b.py"  # never an absolute path by default
+    assert display_path("/home/u/proj/a.py", "/home/u/proj", "absolute") == "/home/u/proj/a.py"
+    assert display_path("/home/u/proj/a.py", "/home/u/proj", "none") is None
+    ctx = build_context("import os\nos.path.", "", path="/p/src/main.py", root="/p",
+                        others=[("/p/src/util.py", "import os\nos.path.join(a, b)\n")])
+    assert ctx.path == "src/main.py" and [s.path for s in ctx.snippets] == ["src/util.py"]

@@ -21,7 +21,7 @@ class ScriptedRuntime:
     def count_tokens(self, text: str) -> int:
         return len(text) // 4 + 1
 
-    def generate(self, prompt, *, max_tokens, should_stop, cancel=None):
+    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64):
         self.prompts.append(prompt)
         text = ""
         for ch in self.output:
@@ -78,9 +78,10 @@ def test_bad_inputs():
 
 def test_snippets_from_other_documents_reach_the_prompt():
     rt = ScriptedRuntime("x")
-    other = ("/w/util.py", "def load_yaml(path):\n    return yaml.safe_load(open(path))\n")
-    Engine(rt).complete(req("data = load_yaml(path)\nresult = |", path="/w/main.py", others=(other,)))
-    assert "<|file_sep|>/w/util.py" in rt.prompts[0] and "<|file_sep|>/w/main.py" in rt.prompts[0]
+    other = ("/w/lib/util.py", "def load_yaml(path):\n    return yaml.safe_load(open(path))\n")
+    Engine(rt).complete(req("data = load_yaml(path)\nresult = |", path="/w/main.py", root="/w", others=(other,)))
+    assert "<|file_sep|>lib/util.py\ndef load_yaml" in rt.prompts[0]
+    assert "<|file_sep|>main.py\n<|fim_prefix|>" in rt.prompts[0] and "/w/" not in rt.prompts[0]
 
 
 def test_features_are_fixed_order_and_complete():

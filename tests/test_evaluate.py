@@ -5,7 +5,9 @@ import pytest
 
 from training import evaluate
 from training.metrics import percentiles
-from training.fim_tasks import Task, doctest_checks_hole, list_files, make_tasks, python_roots, run_doctest
+from server.editor_state import editor_state
+from server.syntax import parses
+from training.fim_tasks import KINDS, doctest_checks_hole, list_files, make_tasks, python_roots, run_doctest
 
 
 def test_edit_similarity_and_percentiles():
@@ -17,16 +19,34 @@ def test_edit_similarity_and_percentiles():
     assert percentiles([]) == {"p50": None, "p90": None, "p99": None}
 
 
-def test_tasks_come_from_installed_code_and_reassemble():
-    files = list_files(python_roots(), ".py")
-    assert files, "no installed Python code found"
-    tasks = make_tasks("python", files, 12, seed=3)
-    assert len(tasks) == 12 and {t.kind for t in tasks} == {"single", "multi", "span"}
+@pytest.mark.parametrize("language,suffix", [("python", ".py"), ("javascript", ".js")])
+def test_tasks_cover_every_editor_state_and_reassemble(language, suffix):
+    roots = python_roots() if language == "python" else [evaluate.ROOT / "node_modules"]
+    files = list_files(roots, suffix)
+    if not files:
+        pytest.skip(f"no installed {language} code found")
+    tasks = make_tasks(language, files, 24, seed=3)
+    assert len(tasks) == 24 and {t.kind for t in tasks} == set(KINDS)
     for t in tasks:
         assert t.middle.strip()
-        by_name = [f for f in files if f.name == Path(t.path).name]
-        assert any((t.prefix + t.middle + t.suffix) == f.read_text() for f in by_name)
-    assert make_tasks("python", files, 12, seed=3) == tasks  # deterministic for a seed
+        whole = t.prefix + t.middle + t.suffix
+        assert any(whole == f.read_text() for f in files if f.name == Path(t.path).name)
+        assert parses(language, whole)  # holes are cut only from files that parse
+        state = editor_state(t.prefix, t.suffix).value
+        if t.kind in ("end_of_line", "empty_line", "line_start", "mid_line"):
+            assert state == t.kind, (t.id, t.prefix[-40:], t.suffix[:40])
+        if t.kind == "block":
+            assert state == "empty_line" and 2 <= t.middle.count("\n") + 1 <= 15
+        if t.kind == "line_start":  # a whole line is missing: accepting it leaves the existing line intact
+            assert t.middle.rstrip(" \t").endswith("\n")
+    assert make_tasks(language, files, 24, seed=3) == tasks  # deterministic for a seed
+
+
+def test_paired_interval_separates_a_real_difference_from_noise():
+    better = evaluate.paired_interval([1.0] * 40 + [0.0] * 60, [0.0] * 100)
+    assert better["diff"] == pytest.approx(0.4) and better["lo"] > 0
+    same = evaluate.paired_interval([1.0, 0.0] * 50, [0.0, 1.0] * 50)
+    assert same["lo"] < 0 < same["hi"]
 
 
 def test_doctest_execution_tells_right_from_wrong(tmp_path):
@@ -40,11 +60,20 @@ def test_doctest_execution_tells_right_from_wrong(tmp_path):
 
 
 @pytest.mark.model
-def test_evaluate_smoke(tmp_path, capsys):
-    assert evaluate.main(["--n", "3", "--js", "0", "--out", str(tmp_path)]) == 0
+def test_evaluate_smoke_and_resume(tmp_path, capsys):
+    args = ["--python", "3", "--javascript", "0", "--typescript", "0", "--out", str(tmp_path), "--name", "s",
+            "--ablate", "syntax_check=false"]
+    assert evaluate.main(args) == 0
     out = capsys.readouterr().out
-    assert "pipeline/baseline" in out and "P50" in out
-    report = json.loads(next(tmp_path.glob("eval-*.json")).read_text())
-    assert report["meta"]["n_tasks"] == 3 and len(report["rows"]) == 3
-    assert set(report["summary"]) >= {"pipeline", "baseline", "ratio"}
-    assert next(tmp_path.glob("eval-*.png")).stat().st_size > 1000
+    assert "pipeline_vs_raw" in out and "P50" in out
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["meta"]["n_tasks"] == 3
+    assert set(report["summary"]["all"]) >= {"raw", "pipeline", "ablate:syntax_check=false", "pipeline_vs_raw"}
+    rows = (tmp_path / "s.rows.jsonl").read_text().splitlines()
+    assert len(rows) == 3 and all(json.loads(r)["pipeline"]["tokens"] > 0 for r in rows)
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    # a second run of the same name resumes: nothing is recomputed, the summary is the same
+    assert evaluate.main(args) == 0
+    assert len((tmp_path / "s.rows.jsonl").read_text().splitlines()) == 3
+    again = json.loads((tmp_path / "s.json").read_text())
+    assert again["summary"] == report["summary"]

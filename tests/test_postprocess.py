@@ -1,5 +1,9 @@
+from server.options import Options
 from server.postprocess import (balance_closers, decide_multiline, early_stop, postprocess,
                                 trim_block, trim_suffix_overlap)
+
+NO_BLOCK = Options(block=False)
+BLANK_STOPS = Options(stop_blank_line=True)
 
 
 def test_single_line_mid_line():
@@ -11,8 +15,10 @@ def test_multiline_in_empty_block_body():
     assert decide_multiline("if (x) {\n  ", "\n}\n")
 
 
-def test_not_multiline_when_body_already_has_code():
-    assert not decide_multiline("def f(x):\n    ", "\n    return 1\n")
+def test_empty_line_inside_a_block_is_multiline():
+    assert decide_multiline("def f(x):\n    ", "\n    return 1\n")
+    assert not decide_multiline("def f(x):\n    ", "\n    return 1\n", options=NO_BLOCK)
+    assert not decide_multiline("x = 1\n", "\ny = 2\n")  # top level: not in a block
 
 
 def test_multiline_at_end_of_block_opener():
@@ -48,7 +54,8 @@ def test_does_not_repeat_the_suffix_multiline():
 def test_stops_at_blank_line():
     prefix = "def f(xs):\n    "
     raw = "total = 0\n    for x in xs:\n        total += x\n\n    return total\n"
-    assert postprocess(raw, prefix, "\n", True) == "total = 0\n    for x in xs:\n        total += x"
+    assert postprocess(raw, prefix, "\n", True, BLANK_STOPS) == "total = 0\n    for x in xs:\n        total += x"
+    assert postprocess(raw, prefix, "\n", True) == raw.rstrip()  # blank lines inside a block are kept
 
 
 def test_stops_at_dedent_past_block():
@@ -98,6 +105,8 @@ def test_early_stop():
     assert early_stop("abc\n", "x = ", "", False)
     assert not early_stop("abc", "x = ", "", False)
     prefix = "def f():\n    "
-    assert early_stop("return 1\n\n", prefix, "", True)
+    assert early_stop("return 1\n\n", prefix, "", True, BLANK_STOPS)
+    assert not early_stop("return 1\n\n", prefix, "", True)
+    assert early_stop("return 1\ndef g():\n", prefix, "", True)  # dedent past the block
     assert not early_stop("a = 1\n    b = 2\n", prefix, "", True)
     assert early_stop("return 1\ndef g", prefix, "", False) or early_stop("return 1\ndef g():\n", prefix, "", True)

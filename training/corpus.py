@@ -3,7 +3,8 @@ test folders that never overlap.
 
     python -m training.corpus [--out artifacts/corpus] [--max-files 400]
 
-Python comes from the standard library and the venv's packages, JavaScript from installed node_modules.
+Python comes from the standard library and the venv's packages, JavaScript and TypeScript (sources,
+not .d.ts) from installed node_modules.
 Files are assigned by a hash of their *package* (top folder), not of the file, so near-copies inside one
 package cannot leak across splits. Later issues train on train and report on test.
 """
@@ -20,7 +21,7 @@ from training.fim_tasks import js_roots, list_files, python_roots
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "artifacts" / "corpus"
 SPLITS = ("train", "validation", "test")
-LANG_SUFFIX = {"python": ".py", "javascript": ".js"}
+LANG_SUFFIX = {"python": ".py", "javascript": ".js", "typescript": ".ts"}
 
 
 def package_of(path: Path, root: Path) -> str:

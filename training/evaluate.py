@@ -1,16 +1,28 @@
-"""FIM benchmark: the server's pipeline vs a naive baseline, in the same run, on code from this machine.
+"""FIM benchmark: the server's pipeline vs raw FIM calls, in the same run, on code from this machine.
 
-    python -m training.evaluate [--n 90] [--js 45] [--seed 7] [--model NAME|PATH] [--out DIR]
+    python -m training.evaluate                      # full: 300 Python, 200 JavaScript, up to 100 TypeScript
+    python -m training.evaluate --quick              # ~100 tasks, for iteration
+    python -m training.evaluate --ablate path_header=none --ablate block=false   # extra pipeline variants
 
-The pipeline is exactly what the server runs (server.engine.Engine). The baseline is a raw FIM prompt
-(prefix and suffix cut by characters) whose first generated line is the answer. Tasks alternate which
-runs first, so machine noise hits both alike. Writes JSON and a PNG next to it and prints a table.
+Tasks come from the corpus *test* split (training.corpus), one editor state each (training.fim_tasks.KINDS).
+Every system answers every task cold (KV cache cleared, greedy), so a run is reproducible:
+- pipeline: exactly what the server runs (server.engine.Engine with the shipped Options);
+- raw: a raw FIM prompt (as much of the prefix and suffix as fits n_ctx), first generated line;
+- raw_block (block tasks only): the raw call run to end-of-text (128 tokens), cut where it starts
+  repeating the suffix;
+- each --ablate NAME=VALUE: the pipeline with one Options switch flipped.
+Scores: exact, edit similarity, first-line exact, the file still parses after accepting (Python `ast`,
+tree-sitter for JavaScript/TypeScript), doctests where they exercise the hole, latency and tokens
+evaluated. Differences against the raw call come with a paired bootstrap 95% interval. Rows are appended
+to a JSONL file as they finish, so an interrupted run resumes where it stopped; a JSON summary and a PNG
+are written at the end.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import random
 import statistics
 import sys
 import time
@@ -19,23 +31,26 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from server.context import Budget
+from server.editor_state import editor_state
 from server.engine import Engine, Request
 from server.lsp import load_runtime
-from server.postprocess import early_stop
+from server.options import Options
 from server.settings import Settings
+from training.corpus import split_dir
+from server.syntax import parses
+from training.fim_tasks import KINDS, Task, doctest_checks_hole, list_files, make_tasks, run_doctest
 from training.metrics import percentiles
-from training.fim_tasks import (Task, doctest_checks_hole, js_roots, list_files, make_tasks, python_roots,
-                                run_doctest)
 
 # --- config -------------------------------------------------------------------------------------
 SEED = 7
-N_PYTHON = 90
-N_JS = 45
-MAX_TOKENS = 64
-BASELINE_PREFIX_CHARS = 3000
-BASELINE_SUFFIX_CHARS = 1000
+N = {"python": 300, "javascript": 200, "typescript": 100}  # TypeScript: what the split holds
+QUICK = {"python": 50, "javascript": 35, "typescript": 15}
+SUFFIXES = {"python": ".py", "javascript": ".js", "typescript": ".ts"}
+MAX_TOKENS = 64  # the server's default maxTokens
+RAW_BLOCK_TOKENS = 128
+BOOTSTRAP = 2000
 ROOT = Path(__file__).resolve().parent.parent
+WORKSPACE = "/workspace"  # tasks are opened as files of this folder, so prompts name them relatively
 
 log = logging.getLogger("training.evaluate")
 
@@ -54,165 +69,281 @@ def edit_similarity(a: str, b: str) -> float:
     return 1 - prev[-1] / max(len(a), len(b))
 
 
-def run_pipeline(engine: Engine, task: Task, i: int) -> tuple[str, float, float]:
-    """Cold latency (new file) and warm latency (the next keystroke, KV cache reused, no typing cache)."""
-    uri = f"eval://{i}/{task.path}"
-    req = Request(uri, task.prefix + task.suffix, len(task.prefix), task.language, path=task.path)
-    t0 = time.perf_counter()
-    result = engine.complete(req, Settings(maxTokens=MAX_TOKENS))
-    cold = (time.perf_counter() - t0) * 1000
-    engine.cache.forget(uri)
-    typed = task.prefix + task.middle[:1]
-    t0 = time.perf_counter()
-    engine.complete(Request(uri, typed + task.suffix, len(typed), task.language, path=task.path),
-                    Settings(maxTokens=MAX_TOKENS))
-    return result.text, cold, (time.perf_counter() - t0) * 1000
+def first_line(text: str) -> str:
+    return next((ln.strip() for ln in text.split("\n") if ln.strip()), "")
 
 
-def run_baseline(engine: Engine, task: Task) -> tuple[str, float]:
-    rt = engine.runtime
+# --- the systems ----------------------------------------------------------------------------------
+def run_pipeline(engine: Engine, task: Task) -> dict:
+    engine.runtime.reset()
+    engine.cache.forget(task.id)
+    req = Request(task.id, task.prefix + task.suffix, len(task.prefix), task.language,
+                  path=f"{WORKSPACE}/{task.path}", root=WORKSPACE)
     t0 = time.perf_counter()
-    pre, suf = BASELINE_PREFIX_CHARS, BASELINE_SUFFIX_CHARS
-    while True:  # characters are a poor proxy for tokens in dense code: halve until the prompt fits
+    r = engine.complete(req, Settings(maxTokens=MAX_TOKENS))
+    ms = (time.perf_counter() - t0) * 1000
+    return {"text": r.text, "ms": ms, "tokens": r.prompt_tokens - r.reused_tokens,
+            "post_ms": r.timings.get("post_ms", 0.0)}
+
+
+def raw_prompt(rt, task: Task, max_tokens: int) -> str:
+    """A raw FIM prompt with as much of the prefix and suffix as fits n_ctx (cut by lines of characters,
+    halved until it fits)."""
+    pre, suf = 3000, 1000
+    while True:
         prompt = rt.template.render(task.prefix[-pre:], task.suffix[:suf])
-        if pre < 64 or rt.count_tokens(prompt) + MAX_TOKENS <= getattr(rt, "n_ctx", 2048):
+        if pre < 64 or rt.count_tokens(prompt) + max_tokens <= getattr(rt, "n_ctx", 2048):
+            return prompt
+        pre, suf = pre * 2 // 3, suf * 2 // 3
+
+
+def run_raw(engine: Engine, task: Task) -> dict:
+    """The raw call: first generated line. At the start of a line with code it inserts that line whole
+    (with its newline), as a raw FIM client pasting the middle would."""
+    rt = engine.runtime
+    rt.reset()
+    t0 = time.perf_counter()
+    gen = rt.generate(raw_prompt(rt, task, MAX_TOKENS), max_tokens=MAX_TOKENS, should_stop=lambda t: "\n" in t)
+    text = gen.text.split("\n", 1)[0].rstrip()
+    if editor_state(task.prefix, task.suffix).value == "line_start" and text.strip():
+        text += "\n" + task.prefix.rsplit("\n", 1)[-1]
+    return {"text": text, "ms": (time.perf_counter() - t0) * 1000, "tokens": gen.n_prompt}
+
+
+def cut_at_suffix_repeat(text: str, suffix: str) -> str:
+    nxt = next((ln.strip() for ln in suffix.split("\n") if ln.strip()), None)
+    out = []
+    for i, line in enumerate(text.split("\n")):
+        if i > 0 and nxt is not None and line.strip() == nxt:
             break
-        pre, suf = pre // 2, suf // 2
-    gen = rt.generate(prompt, max_tokens=MAX_TOKENS, should_stop=lambda t: early_stop(t, "", "", False))
-    return gen.text.split("\n", 1)[0].rstrip(), (time.perf_counter() - t0) * 1000
+        out.append(line)
+    return "\n".join(out).rstrip()
 
 
-def score(task: Task, text: str) -> dict:
-    return {"exact": float(text.strip() == task.middle.strip()), "es": edit_similarity(text, task.middle),
-            "shown": float(bool(text.strip()))}
+def run_raw_block(engine: Engine, task: Task) -> dict:
+    rt = engine.runtime
+    rt.reset()
+    t0 = time.perf_counter()
+    gen = rt.generate(raw_prompt(rt, task, RAW_BLOCK_TOKENS), max_tokens=RAW_BLOCK_TOKENS,
+                      should_stop=lambda t: False)
+    return {"text": cut_at_suffix_repeat(gen.text, task.suffix), "ms": (time.perf_counter() - t0) * 1000,
+            "tokens": gen.n_prompt}
+
+
+def score(task: Task, out: dict) -> dict:
+    text = out["text"]
+    return {**out, "exact": float(text.strip() == task.middle.strip()), "es": edit_similarity(text, task.middle),
+            "first_line": float(first_line(text) == first_line(task.middle)), "shown": float(bool(text.strip())),
+            "parses": float(bool(parses(task.language, task.prefix + text + task.suffix)))}
+
+
+# --- statistics -----------------------------------------------------------------------------------
+def paired_interval(a: list[float], b: list[float], seed: int = 0) -> dict:
+    """Mean of a - b with a paired bootstrap 95% interval."""
+    d = [x - y for x, y in zip(a, b)]
+    if not d:
+        return {"diff": None, "lo": None, "hi": None, "n": 0}
+    rng = random.Random(seed)
+    means = sorted(statistics.fmean(rng.choices(d, k=len(d))) for _ in range(BOOTSTRAP))
+    return {"diff": statistics.fmean(d), "lo": means[int(0.025 * BOOTSTRAP)],
+            "hi": means[int(0.975 * BOOTSTRAP) - 1], "n": len(d)}
+
+
+METRICS = ("exact", "es", "first_line", "parses", "shown")
 
 
 def summarize(rows: list[dict], system: str) -> dict:
-    out = {}
-    for kind in ("all", "single", "multi", "span"):
-        sel = [r for r in rows if kind == "all" or r["kind"] == kind]
-        if not sel:
-            continue
-        ex = [r[system]["exec"] for r in sel if r[system].get("exec") is not None]
-        out[kind] = {
-            "n": len(sel),
-            "exact": statistics.mean(r[system]["exact"] for r in sel),
-            "es": statistics.mean(r[system]["es"] for r in sel),
-            "shown": statistics.mean(r[system]["shown"] for r in sel),
-            "exec_pass": statistics.mean(ex) if ex else None, "exec_n": len(ex),
-            "latency_ms": percentiles([r[system]["ms"] for r in sel]),
-        }
+    sel = [r for r in rows if system in r]
+    if not sel:
+        return {}
+    out = {"n": len(sel), **{m: statistics.fmean(r[system][m] for r in sel) for m in METRICS}}
+    ex = [r[system]["exec"] for r in sel if r[system].get("exec") is not None]
+    out["exec_pass"], out["exec_n"] = (statistics.fmean(ex) if ex else None), len(ex)
+    out["latency_ms"] = percentiles([r[system]["ms"] for r in sel])
+    out["tokens_evaluated"] = statistics.fmean(r[system]["tokens"] for r in sel)
     return out
 
 
-def plot(rows: list[dict], summary: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    kinds = [k for k in ("single", "multi", "span") if k in summary["pipeline"]]
-    x = range(len(kinds))
-    for off, system in ((-0.2, "baseline"), (0.2, "pipeline")):
-        ax1.bar([i + off for i in x], [summary[system][k]["es"] for k in kinds], width=0.4, label=system)
-    ax1.set_xticks(list(x), kinds)
-    ax1.set_ylabel("edit similarity")
-    ax1.set_ylim(0, 1)
-    ax1.legend()
-    for system in ("baseline", "pipeline"):
-        ax2.hist([r[system]["ms"] for r in rows], bins=30, alpha=0.6, label=system)
-    ax2.set_xlabel("latency per completion (ms)")
-    ax2.legend()
-    fig.suptitle("Ghostline FIM benchmark: pipeline vs naive baseline")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+def groups(rows: list[dict]) -> dict[str, list[dict]]:
+    out = {"all": rows}
+    for kind in KINDS:
+        out[f"kind:{kind}"] = [r for r in rows if r["kind"] == kind]
+    for lang in N:
+        out[f"language:{lang}"] = [r for r in rows if r["language"] == lang]
+    return {k: v for k, v in out.items() if v}
+
+
+def compare(rows: list[dict], a: str, b: str) -> dict:
+    sel = [r for r in rows if a in r and b in r]
+    return {m: paired_interval([r[a][m] for r in sel], [r[b][m] for r in sel]) for m in ("exact", "es", "parses")}
+
+
+def build_summary(rows: list[dict], systems: list[str]) -> dict:
+    out = {}
+    for name, sel in groups(rows).items():
+        g = {s: summarize(sel, s) for s in systems}
+        g["pipeline_vs_raw"] = compare(sel, "pipeline", "raw")
+        if any("raw_block" in r for r in sel):
+            g["pipeline_vs_raw_block"] = compare(sel, "pipeline", "raw_block")
+        for s in systems:
+            if s.startswith("ablate:"):
+                g[f"{s}_vs_pipeline"] = compare(sel, s, "pipeline")
+        out[name] = {k: v for k, v in g.items() if v}
+    return out
+
+
+# --- report ---------------------------------------------------------------------------------------
+def _ci(c: dict) -> str:
+    if c.get("diff") is None:
+        return "-"
+    return f"{c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]"
 
 
 def table(summary: dict) -> str:
-    lines = [f"{'kind':7s} {'system':9s} {'n':>4s} {'exact':>6s} {'ES':>6s} {'shown':>6s} {'exec':>10s} "
-             f"{'P50 ms':>7s} {'P90 ms':>7s} {'P99 ms':>7s}"]
-    for kind in summary["pipeline"]:
-        for system in ("baseline", "pipeline"):
-            s = summary[system][kind]
-            ex = f"{s['exec_pass']:.2f}/{s['exec_n']}" if s["exec_pass"] is not None else "-"
+    lines = [f"{'group':22s} {'system':28s} {'n':>4s} {'exact':>6s} {'ES':>6s} {'1st':>6s} {'parse':>6s} "
+             f"{'shown':>6s} {'P50 ms':>7s} {'P90':>6s} {'P99':>6s} {'tok':>5s}"]
+    for name, g in summary.items():
+        for system, s in g.items():
+            if "_vs_" in system:
+                continue
             lat = s["latency_ms"]
-            lines.append(f"{kind:7s} {system:9s} {s['n']:4d} {s['exact']:6.3f} {s['es']:6.3f} {s['shown']:6.2f} "
-                         f"{ex:>10s} {lat['p50']:7.0f} {lat['p90']:7.0f} {lat['p99']:7.0f}")
-    r = summary["ratio"]
-    lines.append(f"pipeline/baseline: exact x{r['exact']:.2f}, ES x{r['es']:.2f}, "
-                 f"P50 latency x{r['p50']:.2f}, P90 x{r['p90']:.2f}")
+            lines.append(f"{name:22s} {system:28s} {s['n']:4d} {s['exact']:6.3f} {s['es']:6.3f} "
+                         f"{s['first_line']:6.3f} {s['parses']:6.3f} {s['shown']:6.2f} {lat['p50']:7.0f} "
+                         f"{lat['p90']:6.0f} {lat['p99']:6.0f} {s['tokens_evaluated']:5.0f}")
+        for key, c in g.items():
+            if "_vs_" in key:
+                lines.append(f"{'':22s} {key:28s} exact {_ci(c['exact'])}  ES {_ci(c['es'])}  "
+                             f"parses {_ci(c['parses'])}")
     return "\n".join(lines)
+
+
+def plot(summary: dict, systems: list[str], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    kinds = [k for k in summary if k.startswith("kind:")]
+    shown = [s for s in ("raw", "raw_block", "pipeline") if s in systems]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for ax, metric in zip(axes[:2], ("exact", "es")):
+        w = 0.8 / len(shown)
+        for j, s in enumerate(shown):
+            xs = [i + (j - (len(shown) - 1) / 2) * w for i in range(len(kinds))]
+            ax.bar(xs, [summary[k].get(s, {}).get(metric, 0) for k in kinds], width=w, label=s)
+        ax.set_xticks(range(len(kinds)), [k.split(":")[1] for k in kinds], rotation=30, ha="right")
+        ax.set_ylabel(metric)
+        ax.set_ylim(0, 1)
+        ax.legend()
+    ax = axes[2]
+    for j, s in enumerate(["raw", "pipeline"]):
+        lat = summary["all"][s]["latency_ms"]
+        ax.bar([q + j * 0.4 for q in range(3)], [lat["p50"], lat["p90"], lat["p99"]], width=0.4, label=s)
+    ax.set_xticks([0.2, 1.2, 2.2], ["P50", "P90", "P99"])
+    ax.set_ylabel("cold latency (ms)")
+    ax.legend()
+    fig.suptitle("Ghostline FIM benchmark: pipeline vs raw FIM, per editor state")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --- main -----------------------------------------------------------------------------------------
+def load_tasks(counts: dict[str, int], seed: int, split: str) -> list[Task]:
+    tasks: list[Task] = []
+    for language, n in counts.items():
+        if n <= 0:
+            continue
+        base = split_dir(split) / language
+        files = list_files([base], SUFFIXES[language]) if base.is_dir() else []
+        got = make_tasks(language, files, n, seed, base=base)
+        if len(got) < n:
+            print(f"note: only {len(got)} {language} tasks in the {split} split (asked for {n})", file=sys.stderr)
+        tasks += got
+    return tasks
+
+
+def parse_ablations(items: list[str]) -> dict[str, Options]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--ablate takes NAME=VALUE, got {item!r}")
+        out[f"ablate:{name}={value}"] = Options().with_values(**{name: value})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=N_PYTHON, help="Python tasks")
-    ap.add_argument("--js", type=int, default=N_JS, help="JavaScript tasks (0 to skip)")
+    ap.add_argument("--quick", action="store_true", help="about 100 tasks")
+    for lang, n in N.items():
+        ap.add_argument(f"--{lang}", type=int, default=None, help=f"{lang} tasks (default {n}; 0 skips)")
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--split", default="test", choices=("train", "validation", "test"))
     ap.add_argument("--model", default=None)
+    ap.add_argument("--ablate", action="append", default=[], metavar="NAME=VALUE",
+                    help="also run the pipeline with this Options switch (repeatable)")
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "eval")
-    ap.add_argument("--prefix-tokens", type=int, default=Budget.prefix_tokens)
-    ap.add_argument("--suffix-tokens", type=int, default=Budget.suffix_tokens)
+    ap.add_argument("--name", default=None, help="run name; an existing run of this name is resumed")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
-    # load: tasks from code on this machine, the model
-    tasks = make_tasks("python", list_files(python_roots(), ".py"), args.n, args.seed)
-    if args.js:
-        tasks += make_tasks("javascript", list_files(js_roots(ROOT), ".js"), args.js, args.seed)
-    print(f"{len(tasks)} tasks ({sum(t.language == 'python' for t in tasks)} Python, "
-          f"{sum(t.language == 'javascript' for t in tasks)} JavaScript), seed {args.seed}", file=sys.stderr)
-    engine = Engine(load_runtime(args.model),
-                    budget=Budget(prefix_tokens=args.prefix_tokens, suffix_tokens=args.suffix_tokens))
+    # config
+    counts = {lang: getattr(args, lang) if getattr(args, lang) is not None else (QUICK if args.quick else N)[lang]
+              for lang in N}
+    variants = parse_ablations(args.ablate)
+    name = args.name or f"eval-{'quick-' if args.quick else ''}s{args.seed}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows_path = args.out / f"{name}.rows.jsonl"
 
-    # run both systems on every task, alternating which goes first
+    # load: tasks from the corpus split, the model
+    tasks = load_tasks(counts, args.seed, args.split)
+    print(f"{len(tasks)} tasks ({', '.join(f'{sum(t.language == lang for t in tasks)} {lang}' for lang in N)}), "
+          f"seed {args.seed}, split {args.split}", file=sys.stderr)
+    runtime = load_runtime(args.model)
+    engines = {"pipeline": Engine(runtime)}
+    engines.update({v: Engine(runtime, options=opts) for v, opts in variants.items()})
+    done: dict[str, dict] = {}
+    if rows_path.exists():
+        for line in rows_path.read_text().splitlines():
+            row = json.loads(line)
+            done[row["id"]] = row
+        print(f"resuming {rows_path}: {len(done)} tasks done", file=sys.stderr)
+
+    # run every system on every task; rows are appended as they finish
     rows = []
-    for i, task in enumerate(tqdm(tasks, desc="evaluating", file=sys.stderr)):
-        order = ("pipeline", "baseline") if i % 2 == 0 else ("baseline", "pipeline")
-        row = {"id": task.id, "kind": task.kind, "language": task.language, "path": task.path,
-               "middle": task.middle}
-        for system in order:
-            if system == "pipeline":
-                text, ms, warm = run_pipeline(engine, task, i)
-                row["pipeline_warm_ms"] = warm
-            else:
-                text, ms = run_baseline(engine, task)
-            row[system] = {"text": text, "ms": ms, **score(task, text)}
-        if doctest_checks_hole(task):
-            for system in ("pipeline", "baseline"):
-                row[system]["exec"] = float(bool(run_doctest(task, row[system]["text"])))
-        rows.append(row)
+    with rows_path.open("a") as sink:
+        for task in tqdm(tasks, desc="evaluating", file=sys.stderr):
+            row = done.get(task.id, {"id": task.id, "kind": task.kind, "language": task.language,
+                                     "path": task.path, "middle": task.middle})
+            todo = {"raw": lambda: run_raw(engines["pipeline"], task)}
+            if task.kind == "block":
+                todo["raw_block"] = lambda: run_raw_block(engines["pipeline"], task)
+            for system, engine in engines.items():
+                todo[system] = lambda engine=engine: run_pipeline(engine, task)
+            fresh = [s for s in todo if s not in row]
+            for system in fresh:
+                row[system] = score(task, todo[system]())
+            if fresh and doctest_checks_hole(task):
+                for system in todo:
+                    row[system]["exec"] = float(bool(run_doctest(task, row[system]["text"])))
+            if fresh:
+                sink.write(json.dumps(row) + "\n")
+                sink.flush()
+            rows.append(row)
 
-    # evaluate: summaries and the ratio against the baseline measured in the same run
-    summary = {"pipeline": summarize(rows, "pipeline"), "baseline": summarize(rows, "baseline")}
-    p, b = summary["pipeline"]["all"], summary["baseline"]["all"]
-    summary["pipeline_warm_latency_ms"] = percentiles([r["pipeline_warm_ms"] for r in rows])
-    summary["ratio"] = {"exact": p["exact"] / max(b["exact"], 1e-9), "es": p["es"] / max(b["es"], 1e-9),
-                        "p50": p["latency_ms"]["p50"] / b["latency_ms"]["p50"],
-                        "p90": p["latency_ms"]["p90"] / b["latency_ms"]["p90"]}
-    for lang in ("python", "javascript"):
-        sel = [r for r in rows if r["language"] == lang]
-        if sel:
-            summary[f"by_language_{lang}"] = {s: summarize(sel, s)["all"] for s in ("pipeline", "baseline")}
+    # evaluate: per group, each system, and paired intervals against the raw call
+    systems = ["raw", "raw_block", "pipeline", *variants]
+    summary = build_summary(rows, systems)
 
     # export
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    meta = {"model": engine.runtime.model_id, "seed": args.seed, "n_tasks": len(tasks), "max_tokens": MAX_TOKENS,
-            "budget": asdict(engine.budget)}
-    out_json = args.out / f"eval-{stamp}.json"
-    out_json.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=1))
-    plot(rows, summary, args.out / f"eval-{stamp}.png")
+    meta = {"model": runtime.model_id, "seed": args.seed, "split": args.split, "n_tasks": len(tasks),
+            "counts": counts, "max_tokens": MAX_TOKENS, "options": asdict(Options()),
+            "ablations": list(variants), "bootstrap": BOOTSTRAP}
+    out_json = args.out / f"{name}.json"
+    out_json.write_text(json.dumps({"meta": meta, "summary": summary}, indent=1))
+    plot(summary, systems, out_json.with_suffix(".png"))
     print(table(summary))
-    w = summary["pipeline_warm_latency_ms"]
-    print(f"pipeline next-keystroke latency (KV cache reused): P50 {w['p50']:.0f} ms, P90 {w['p90']:.0f} ms, "
-          f"P99 {w['p99']:.0f} ms")
-    for lang in ("python", "javascript"):
-        if f"by_language_{lang}" in summary:
-            s = summary[f"by_language_{lang}"]
-            print(f"{lang}: pipeline ES {s['pipeline']['es']:.3f} exact {s['pipeline']['exact']:.3f} | "
-                  f"baseline ES {s['baseline']['es']:.3f} exact {s['baseline']['exact']:.3f}")
-    print(f"wrote {out_json} and {out_json.with_suffix('.png')}")
+    print(f"wrote {out_json}, {out_json.with_suffix('.png')} and {rows_path}")
     return 0
 
 

@@ -1,8 +1,10 @@
 """Fill-in-the-middle tasks cut from code already on this machine (never from a public benchmark).
 
-Python comes from the standard library and the venv's site-packages, JavaScript from installed
-node_modules (npm's own, the project's). Three hole kinds: the rest of a line (single-line), an
-indented block body (multi-line), and a random span inside a line. Deterministic for a seed.
+Files come from the corpus split (training.corpus: Python from the standard library and the venv,
+JavaScript and TypeScript from installed node_modules). Holes are placed at statements that tree-sitter
+finds, in the editor states a user is really in (KINDS): the end of a partly typed line, an empty line
+after Enter, the start of a line that has code, the middle of a line, a missing block of 2-15 lines, and
+a random span. Deterministic for a seed.
 """
 from __future__ import annotations
 
@@ -17,7 +19,11 @@ import sysconfig
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from server.syntax import parses, syntax_tree
+
 MAX_FILE_BYTES = 200_000
+# The editor states a user is really in (server.editor_state), plus a missing block and a random span.
+KINDS = ("end_of_line", "empty_line", "line_start", "mid_line", "block", "span")
 SKIP_DIRS = {"tests", "test", "testing", "__pycache__", "idlelib", "lib2to3", "turtledemo", "ghostline",
              "site-packages/server", "site-packages/training", "dist", "esm", "min", "umd"}
 
@@ -25,7 +31,7 @@ SKIP_DIRS = {"tests", "test", "testing", "__pycache__", "idlelib", "lib2to3", "t
 @dataclass(frozen=True)
 class Task:
     id: str
-    kind: str  # single | multi | span
+    kind: str  # one of KINDS
     language: str
     path: str  # relative display path, what the server would see
     prefix: str
@@ -95,50 +101,8 @@ def _line_offsets(text: str) -> list[int]:
     return offs
 
 
-def _single(text: str, lines: list[str], offs: list[int], rng: random.Random, lo: int, hi: int):
-    candidates = [i for i in range(lo, hi) if len(lines[i].strip()) >= 12
-                  and not lines[i].strip().startswith(("#", "//", "*", "/*", '"""', "'''", "@"))]
-    if not candidates:
-        return None
-    i = rng.choice(candidates)
-    start = offs[i] + len(lines[i]) - len(lines[i].lstrip())
-    end = offs[i] + len(lines[i])
-    return start, end
-
-
-def _span(text: str, lines: list[str], offs: list[int], rng: random.Random, lo: int, hi: int):
-    candidates = [i for i in range(lo, hi) if len(lines[i].strip()) >= 20
-                  and not lines[i].strip().startswith(("#", "//", "*", "/*"))]
-    if not candidates:
-        return None
-    i = rng.choice(candidates)
-    line = lines[i]
-    indent = len(line) - len(line.lstrip())
-    a = rng.randrange(indent, len(line) - 4)
-    b = min(len(line), a + rng.randint(3, 40))
-    return offs[i] + a, offs[i] + b
-
-
-def _python_blocks(tree: ast.AST) -> list[tuple[int, int, int]]:
-    """(opener line, first body line, last body line), 0-based, for bodies of 2-8 lines."""
-    out = []
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if not isinstance(body, list) or not body or isinstance(node, (ast.Module, ast.ClassDef)):
-            continue
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and isinstance(body[0], ast.Expr) \
-                and isinstance(getattr(body[0], "value", None), ast.Constant):
-            body = body[1:]  # keep the docstring in the prefix: it is what the user wrote first
-            if not body:
-                continue
-        first, last = body[0].lineno - 1, (body[-1].end_lineno or body[-1].lineno) - 1
-        opener = first - 1
-        if 1 <= last - first + 1 <= 8 and opener >= 0:
-            out.append((opener, first, last))
-    return out
-
-
 def js_blocks(lines: list[str], max_body: int = 8) -> list[tuple[int, int, int]]:
+    """(opener line, first body line, last body line) of `{ ... }` bodies; the simulator's episodes."""
     out = []
     for i, line in enumerate(lines[:-2]):
         if not line.rstrip().endswith("{"):
@@ -153,15 +117,117 @@ def js_blocks(lines: list[str], max_body: int = 8) -> list[tuple[int, int, int]]
     return out
 
 
-def _multi(text: str, lines: list[str], offs: list[int], rng: random.Random, blocks):
-    blocks = [b for b in blocks if all(lines[k].strip() for k in range(b[1], b[2] + 1))
-              and lines[b[0]].rstrip().endswith((":", "{"))]
-    if not blocks:
-        return None
-    _, first, last = rng.choice(blocks)
-    start = offs[first] + len(lines[first]) - len(lines[first].lstrip())
-    end = offs[last] + len(lines[last])
-    return start, end
+# --- where the holes go: statements found by tree-sitter, so every language is cut the same way --------
+BODY_TYPES = {"module", "program", "block", "statement_block", "switch_body"}
+NESTED_BODIES = BODY_TYPES - {"module", "program"}
+SKIP_TYPES = {"comment", "decorator", "empty_statement"}
+
+
+def _is_docstring(node) -> bool:
+    return node.type == "expression_statement" and node.named_child_count == 1 \
+        and node.named_children[0].type in ("string", "concatenated_string", "template_string")
+
+
+def _bodies(root) -> list[tuple[str, list]]:
+    """(body type, its statements) for every statement list in the tree; comments and docstrings are
+    kept out so holes fall on code."""
+    out, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        if node.type in BODY_TYPES:
+            stmts = [c for c in node.named_children if c.type not in SKIP_TYPES and not _is_docstring(c)]
+            if stmts:
+                out.append((node.type, stmts))
+        stack.extend(reversed(node.named_children))
+    return out
+
+
+def _editor_indent(lines: list[str], i: int) -> str | None:
+    """The indentation an editor gives line i after Enter at the end of the line above: the previous code
+    line's, one level deeper after an opener. None when it cannot know the level (first line of a block
+    with no deeper line yet is answered from line i itself)."""
+    prev = next((lines[k] for k in range(i - 1, -1, -1) if lines[k].strip()), None)
+    if prev is None:
+        return ""
+    prev_indent = prev[:len(prev) - len(prev.lstrip())]
+    own = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+    if prev.rstrip().endswith((":", "{", "(", "[")):
+        return own if len(own) > len(prev_indent) else None
+    return prev_indent
+
+
+def _holes(kind: str, text: str, lines: list[str], offs: list[int], bodies, rng: random.Random,
+           lo: int, hi: int) -> tuple[int, int] | None:
+    """(start, end) offsets of the hole for one editor state, or None when this file has no such place."""
+    stmts = [n for _, body in bodies for n in body]
+    single = [n.start_point[0] for n in stmts if n.start_point[0] == n.end_point[0]
+              and lo <= n.start_point[0] < hi and 8 <= len(lines[n.start_point[0]].strip()) <= 120
+              and n.end_point[1] == len(lines[n.start_point[0]].rstrip())]
+    single = sorted(set(single))
+
+    def indent(i: int) -> int:
+        return len(lines[i]) - len(lines[i].lstrip())
+
+    if kind == "end_of_line":  # a partly typed line: the rest of it is missing
+        if not single:
+            return None
+        i = rng.choice(single)
+        a = rng.randrange(indent(i) + 1, len(lines[i]) - 2)
+        return offs[i] + a, offs[i] + len(lines[i])
+    if kind == "empty_line":  # Enter was pressed: a whole line is missing, the editor indented it
+        ok = [i for i in single if _editor_indent(lines, i) == lines[i][:indent(i)]]
+        if not ok:
+            return None
+        i = rng.choice(ok)
+        return offs[i] + indent(i), offs[i] + len(lines[i])
+    if kind == "line_start":  # cursor at the start of a line with code: the line above it is missing
+        ok = [i for i in single if i + 1 < len(lines) and lines[i + 1].strip() and indent(i + 1) == indent(i)
+              and not lines[i + 1].strip().startswith(("#", "//", "/*", "*", "}", ")", "]"))]
+        if not ok:
+            return None
+        i = rng.choice(ok)
+        return offs[i] + indent(i), offs[i + 1] + indent(i + 1)
+    if kind == "mid_line":  # code on both sides of the cursor
+        ok = [i for i in single if len(lines[i].strip()) >= 16]
+        if not ok:
+            return None
+        i = rng.choice(ok)
+        line = lines[i]
+        a = rng.randrange(indent(i) + 1, len(line) - 4)
+        b = rng.randrange(a + 3, min(len(line) - 1, a + 40) + 1)
+        if not line[b:].strip() or not line[a:b].strip():
+            return None
+        return offs[i] + a, offs[i] + b
+    if kind == "block":  # 2-15 lines of sibling statements missing, cursor on an empty line
+        runs = []
+        for btype, body in bodies:
+            if btype not in NESTED_BODIES:
+                continue
+            for x in range(len(body)):
+                for y in range(x, len(body)):
+                    first, last = body[x].start_point[0], body[y].end_point[0]
+                    if last - first + 1 > 15:
+                        break
+                    if last - first + 1 >= 2 and lo <= first and last < hi \
+                            and body[y].end_point[1] == len(lines[last].rstrip()) \
+                            and body[x].start_point[1] == indent(first) \
+                            and _editor_indent(lines, first) == lines[first][:indent(first)]:
+                        runs.append((first, last))
+        if not runs:
+            return None
+        first, last = rng.choice(runs)
+        return offs[first] + indent(first), offs[last] + len(lines[last])
+    if kind == "span":  # any stretch of code, possibly across lines
+        ok = [i for i in single if lo <= i < hi]
+        if not ok:
+            return None
+        i = rng.choice(ok)
+        a = offs[i] + rng.randrange(indent(i), len(lines[i]) - 1)
+        b = min(len(text), a + rng.randint(3, 160))
+        if not text[a:b].strip():
+            return None
+        return a, b
+    raise ValueError(f"unknown task kind {kind!r}")
 
 
 def _doctest_functions(tree: ast.AST) -> list[ast.FunctionDef]:
@@ -173,69 +239,72 @@ def _doctest_functions(tree: ast.AST) -> list[ast.FunctionDef]:
     return out
 
 
-def _has_doctest(path: Path) -> bool:
-    try:
-        return ">>> " in path.read_text(encoding="utf-8", errors="ignore")
-    except OSError:
-        return False
+def _module_for(path: Path, base: Path | None) -> str | None:
+    """The importable name of a corpus copy (corpus/<split>/python/<path under its root>)."""
+    if base is None or not path.is_relative_to(base):
+        return module_name(path)
+    parts = list(path.relative_to(base).with_suffix("").parts)
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts) if parts and all(p.isidentifier() for p in parts) else None
 
 
-def make_tasks(language: str, files: list[Path], n: int, seed: int, base: Path | None = None) -> list[Task]:
+def make_tasks(language: str, files: list[Path], n: int, seed: int, base: Path | None = None,
+               kinds: tuple[str, ...] = KINDS) -> list[Task]:
+    """n tasks, the kinds in turn, one task per file per pass over the (seeded, shuffled) files."""
     rng = random.Random(f"{seed}-{language}")
     files = list(files)
     rng.shuffle(files)
-    if language == "python":  # interleave files with doctests so a share of tasks can be executed
-        with_doc = [f for f in files if _has_doctest(f)]
-        rest = [f for f in files if f not in set(with_doc)]
-        files = [f for pair in zip(with_doc, rest) for f in pair] + with_doc[len(rest):] + rest[len(with_doc):]
-    kinds = ["single", "multi", "span"]
+    parsed: dict[Path, tuple] = {}
     tasks: list[Task] = []
-    for path in files:
-        if len(tasks) >= n:
-            break
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        if "\t" in text[:5000] or "\r" in text:
-            continue
-        lines = text.split("\n")
-        offs = _line_offsets(text)
-        kind = kinds[len(tasks) % 3]
-        doctest_name = module = None
-        lo, hi = 0, len(lines)
-        if language == "python":
-            try:
-                tree = ast.parse(text)
-            except (SyntaxError, ValueError):
+    used: set[tuple[str, int, int]] = set()
+    for _ in range(12):  # passes: small corpora (TypeScript) give several tasks per file
+        before = len(tasks)
+        for path in files:
+            if len(tasks) >= n:
+                return tasks
+            if path not in parsed:
+                parsed[path] = _load(path, language)
+            loaded = parsed[path]
+            if loaded is None:
                 continue
-            blocks = _python_blocks(tree)
-            fns = _doctest_functions(tree)
-            module = module_name(path)
-            if fns and module and kind != "span":
+            text, lines, offs, bodies, fns = loaded
+            kind = kinds[len(tasks) % len(kinds)]
+            lo, hi, doctest_name = 0, len(lines), None
+            if fns and kind != "span" and rng.random() < 0.5:  # a share of holes where doctests can run
                 fn = rng.choice(fns)
-                doc_end = fn.body[0].end_lineno if len(fn.body) > 1 else fn.body[0].lineno
-                lo, hi = doc_end, fn.end_lineno
-                blocks = [b for b in blocks if lo <= b[1] and b[2] < hi]
-                doctest_name = fn.name
-        else:
-            blocks = js_blocks(lines)
-        if kind == "multi":
-            hole = _multi(text, lines, offs, rng, blocks)
-        elif kind == "single":
-            hole = _single(text, lines, offs, rng, lo, hi)
-        else:
-            hole = _span(text, lines, offs, rng, lo, hi)
-        if hole is None:
-            continue
-        start, end = hole
-        middle = text[start:end]
-        if not middle.strip() or len(middle) > 600:
-            continue
-        shown = str(path.relative_to(base)) if base and path.is_relative_to(base) else path.name
-        tasks.append(Task(f"{language}-{len(tasks):04d}", kind, language, shown, text[:start], text[end:],
-                          middle, doctest_name, module if doctest_name else None))
+                lo, hi, doctest_name = fn.body[0].end_lineno or 0, fn.end_lineno or len(lines), fn.name
+            hole = _holes(kind, text, lines, offs, bodies, rng, lo, hi)
+            if hole is None:
+                continue
+            start, end = hole
+            middle = text[start:end]
+            key = (str(path), start, end)
+            if not middle.strip() or len(middle) > 800 or key in used:
+                continue
+            used.add(key)
+            shown = str(path.relative_to(base)) if base and path.is_relative_to(base) else path.name
+            module = _module_for(path, base) if doctest_name else None
+            tasks.append(Task(f"{language}-{len(tasks):04d}", kind, language, shown, text[:start], text[end:],
+                              middle, doctest_name if module else None, module))
+        if len(tasks) == before:
+            break
     return tasks
+
+
+def _load(path: Path, language: str):
+    """(text, lines, offsets, statement bodies, doctest functions) for a file that parses; else None."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError):
+        return None
+    if "\t" in text[:5000] or "\r" in text or parses(language, text) is not True:
+        return None
+    tree = syntax_tree(language, text)
+    if tree is None:
+        return None
+    fns = _doctest_functions(ast.parse(text)) if language == "python" else []
+    return text, text.split("\n"), _line_offsets(text), _bodies(tree.root_node), fns
 
 
 # --- execution: run the function's own doctests with the completion in place ---------------------

@@ -1,0 +1,59 @@
+"""Every decision of context -> prompt -> generation -> post-processing, as one switch each.
+
+The defaults are what ships. `python -m training.evaluate --ablate NAME=VALUE` flips any of them, and
+`docs/benchmarks.md` holds the measured effect of each: a stage stays only while it wins, or is neutral
+and buys measured speed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+PATH_HEADERS = ("none", "relative", "absolute")
+
+
+@dataclass(frozen=True)
+class Options:
+    # --- context: what the model sees ---
+    prefix_tokens: int = 512
+    suffix_tokens: int = 256
+    # The prefix start moves in steps of this many lines so the KV cache survives typing new lines; a step
+    # is skipped when it would drop more than a quarter of the prefix budget.
+    start_quantum: int = 16
+    snippets: bool = True  # windows of other open files of the same language (Jaccard)
+    snippet_tokens: int = 256
+    snippet_window: int = 20
+    max_snippets: int = 2
+    # --- prompt ---
+    path_header: str = "relative"  # the file's path in Qwen's <|file_sep|> form: none | relative | absolute
+    # --- generation and post-processing ---
+    prompt_chunk: int = 64  # prompt tokens evaluated between cancellation checks (llama.cpp batch)
+    block: bool = True  # multi-line at an empty line in a block (else only at an empty block body)
+    syntax_check: bool = True  # tree-sitter: a block ends where the file parses; a line must parse
+    stop_blank_line: bool = False  # a blank line after content ends a block
+    stop_dedent: bool = True  # a line indented less than the block's first line ends it
+    stop_suffix_repeat: bool = True  # a line that repeats the next line of the suffix ends it
+    heal_indent: bool = True  # drop the indentation the model re-writes at an indentation-only line
+    trim_overlap: bool = True  # drop a tail of the completion that the suffix already contains
+    balance_brackets: bool = True  # cut at a closer the suffix already supplies
+    drop_chat: bool = True  # an instruct model's chat formatting (``` fences) is never code
+    line_start_newline: bool = True  # at the start of a line with code, insert a whole line
+
+    def with_values(self, **raw: str) -> "Options":
+        """A copy with values parsed from strings (command-line ablations); unknown names are errors."""
+        types = {f.name: type(getattr(self, f.name)) for f in fields(self)}
+        changes: dict[str, object] = {}
+        for name, value in raw.items():
+            if name not in types:
+                raise ValueError(f"unknown option {name!r}; known: {', '.join(types)}")
+            kind = types[name]
+            if kind is bool:
+                if value.lower() not in ("true", "false", "1", "0", "on", "off"):
+                    raise ValueError(f"option {name} takes true/false, got {value!r}")
+                changes[name] = value.lower() in ("true", "1", "on")
+            elif kind is int:
+                changes[name] = int(value)
+            else:
+                if name == "path_header" and value not in PATH_HEADERS:
+                    raise ValueError(f"path_header takes one of {', '.join(PATH_HEADERS)}, got {value!r}")
+                changes[name] = value
+        return replace(self, **changes)
