@@ -14,7 +14,7 @@ from .cache import TypingCache
 from .context import build_context
 from .filter import Decision, Filter, NoFilter, decide
 from .options import Options
-from .postprocess import decide_multiline, early_stop, postprocess
+from .postprocess import confident_lines, decide_multiline, early_stop, postprocess
 from .runtime import Generation
 from .settings import Settings
 from .templates import FimTemplate
@@ -72,6 +72,7 @@ class Result:
     prompt_tokens: int = 0
     reused_tokens: int = 0
     parent_id: str | None = None  # for cache hits: the suggestion this continues
+    prompt_files: tuple[str, ...] = ()  # the file names the prompt carries: snippets', then this file's
 
 
 def new_id() -> str:
@@ -138,14 +139,16 @@ class Engine:
         ctx = build_context(prefix, suffix, count=self.runtime.count_tokens, options=opts,
                             path=req.path, root=req.root, language=req.language, others=req.others)
         prompt = self.runtime.template.render(ctx.prefix, ctx.suffix, path=ctx.path, snippets=ctx.snippets)
+        result.prompt_files = tuple(s.path for s in ctx.snippets) + ((ctx.path,) if ctx.path else ())
         multiline = decide_multiline(prefix, suffix, settings.multiline, opts)
         t_ctx = time.perf_counter()
         gen = self.runtime.generate(
             prompt, max_tokens=settings.maxTokens, cancel=cancel, chunk=opts.prompt_chunk,
             should_stop=lambda text: early_stop(text, prefix, suffix, multiline, opts))
         t_gen = time.perf_counter()
-        text = postprocess(gen.text, prefix, suffix, multiline, opts, req.language,
-                           truncated=gen.stop_reason == "length")
+        raw = confident_lines(gen.text, gen.line_logprobs, opts.block_min_prob) if multiline else gen.text
+        text = postprocess(raw, prefix, suffix, multiline, opts, req.language,
+                           truncated=gen.stop_reason == "length" and raw == gen.text)
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
         result.reason = None if text else "empty"

@@ -268,7 +268,8 @@ def create_server() -> GhostlineServer:
 
     @server.feature(STATS)
     def stats(ls: GhostlineServer, params: Any) -> dict:
-        return {**ls.session.stats, "state": ls.session.state, "error": ls.session.error}
+        return {**ls.session.stats, "state": ls.session.state, "error": ls.session.error,
+                "last_prompt_files": list(ls.session.last_prompt_files)}
 
     @server.feature(OUTCOME)
     def outcome(ls: GhostlineServer, params: Any) -> None:

@@ -8,6 +8,8 @@ them, and at the start of a line with code insert a whole line or nothing.
 """
 from __future__ import annotations
 
+import math
+
 from .editor_state import EditorState, editor_state
 from .options import Options
 from .syntax import parses
@@ -100,6 +102,21 @@ def _block(text: str, prefix: str, suffix: str, options: Options) -> tuple[str, 
 
 def trim_block(text: str, prefix: str, suffix: str, options: Options = Options()) -> str:
     return _block(text, prefix, suffix, options)[0]
+
+
+def confident_lines(text: str, line_logprobs: list[float], min_prob: float) -> str:
+    """Cut a block before the first line, after its first line of code, that the model wrote with less
+    than `min_prob` confidence in some token."""
+    if min_prob <= 0 or not line_logprobs:
+        return text
+    floor = math.log(min_prob)
+    lines = text.split("\n")
+    seen_code = False
+    for k, line in enumerate(lines):
+        if seen_code and line.strip() and k < len(line_logprobs) and line_logprobs[k] < floor:
+            return "\n".join(lines[:k])
+        seen_code = seen_code or bool(line.strip())
+    return text
 
 
 def end_where_it_parses(text: str, prefix: str, suffix: str, language: str) -> str:

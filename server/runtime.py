@@ -5,8 +5,10 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
+
+import numpy as np
 
 from .models import ModelError, ResolvedModel
 from .templates import FimTemplate, get_template
@@ -29,6 +31,9 @@ class Generation:
     prompt_ms: float
     generate_ms: float
     stop_reason: str  # eos | stop | length
+    # The lowest token log-probability on each line of `text` (a token counts for the line its last
+    # character is on, so the newline that starts a line counts for that line).
+    line_logprobs: list[float] = field(default_factory=list)
 
 
 class LlamaRuntime:
@@ -37,7 +42,7 @@ class LlamaRuntime:
     def __init__(self, model: ResolvedModel, *, n_ctx: int = 2048, lora_path: str | None = None,
                  n_threads: int | None = None):
         try:
-            from llama_cpp import Llama
+            from llama_cpp import Llama, llama_get_logits_ith
         except ImportError as e:
             raise ModelError(f"llama-cpp-python is not installed ({e}); run `make setup`") from e
         self.model = model
@@ -53,6 +58,9 @@ class LlamaRuntime:
         self.n_ctx = n_ctx
         self.lora_path = lora_path
         self.load_ms = (time.perf_counter() - t0) * 1000
+        self.n_vocab = self.llm.n_vocab()
+        self._last_logits = lambda: np.ctypeslib.as_array(llama_get_logits_ith(self.llm.ctx, -1),
+                                                          shape=(self.n_vocab,))
         self.stop_ids = {self.llm.token_eos()}
         for s in self.template.stops:
             ids = self.llm.tokenize(s.encode(), add_bos=False, special=True)
@@ -87,29 +95,38 @@ class LlamaRuntime:
             if a != b:
                 break
             reused += 1
-        reused = min(reused, len(tokens) - 1)
+        reused = min(reused, len(tokens) - 1)  # at least one token is evaluated: its logits come next
         llm.n_tokens = reused
-        for i in range(reused, len(tokens) - 1, chunk):
+        for i in range(reused, len(tokens), chunk):
             if cancel.is_set():
                 raise Cancelled()
-            llm.eval(tokens[i:min(i + chunk, len(tokens) - 1)])
+            llm.eval(tokens[i:i + chunk])
         t1 = time.perf_counter()
+        # Greedy decoding by hand (argmax of the logits llama.cpp leaves for the last token): the same
+        # tokens as llama.cpp's top-1 sampler, plus each token's log-probability for free.
         out = bytearray()
-        n = 0
+        line_logprob = [0.0]  # per output line: the lowest token log-probability on it
         reason = "length"
-        for tok in llm.generate(tokens, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+        n = 0
+        while n < max_tokens:
             if cancel.is_set():
                 raise Cancelled()
+            logits = self._last_logits()
+            tok = int(logits.argmax())
             if tok in self.stop_ids:
                 reason = "eos"
                 break
-            out += llm.detokenize([tok])
+            top = float(logits[tok])
+            logprob = -float(np.log(np.exp(logits - top).sum()))
+            piece = llm.detokenize([tok])
+            line_logprob.extend([0.0] * piece.count(b"\n"))
+            line_logprob[-1] = min(line_logprob[-1], logprob)
+            out += piece
             n += 1
             if should_stop(out.decode("utf-8", errors="ignore")):
                 reason = "stop"
                 break
-            if n >= max_tokens:
-                break
+            llm.eval([tok])
         t2 = time.perf_counter()
         return Generation(out.decode("utf-8", errors="replace"), len(tokens), reused, n,
-                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason)
+                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprob)

@@ -48,6 +48,7 @@ class Session:
         # which would keep a copy of the whole document per suggestion alive).
         self.results: OrderedDict[str, tuple[Result, str, int]] = OrderedDict()
         self.outcomes: list[dict] = []  # bounded log of what the client reported
+        self.last_prompt_files: tuple[str, ...] = ()  # what the last model prompt named (ghostline/stats)
         self.stats: dict[str, int] = {k: 0 for k in (
             "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty")}
 
@@ -141,6 +142,7 @@ class Session:
         finally:
             self.set_state(self._idle_state())
         self._remember(result, req)
+        self.last_prompt_files = result.prompt_files
         if not result.text:
             self.count("empty")
         t = result.timings

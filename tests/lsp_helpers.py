@@ -18,12 +18,14 @@ def record_status(client: LanguageClient) -> list:
     return client.statuses
 
 
-async def start(client: LanguageClient, options: dict | None = None) -> None:
+async def start(client: LanguageClient, options: dict | None = None, root_uri: str | None = None) -> None:
     record_status(client)
     await client.initialize_session(types.InitializeParams(
         capabilities=types.ClientCapabilities(),
         initialization_options=options or {},
         process_id=None,
+        root_uri=root_uri,
+        workspace_folders=[types.WorkspaceFolder(root_uri, "workspace")] if root_uri else None,
     ))
 
 

@@ -207,3 +207,47 @@ async def test_percent_encoded_uri_is_found(client: LanguageClient, tmp_path):
     open_doc(client, uri, text, "javascript")
     result = await inline(client, uri, line, ch)
     assert result.items and result.items[0].insert_text.strip()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "server"]))
+async def workspace_client(lsp_client: LanguageClient, tmp_path):
+    await start(lsp_client, root_uri=tmp_path.as_uri())
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_prompt_names_open_files_relative_to_the_workspace(workspace_client: LanguageClient, tmp_path):
+    """Two open files of one workspace: the prompt carries the other file as a snippet and both under
+    workspace-relative paths (never file:// URIs or absolute paths)."""
+    (tmp_path / "src").mkdir()
+    util = (tmp_path / "src" / "util.py")
+    util_text = "def load_yaml(path):\n    import yaml\n    return yaml.safe_load(open(path))\n"
+    main = tmp_path / "src" / "main.py"
+    main_text, line, ch = position_of("from util import load_yaml\n\nconfig = load_yaml(█)\n")
+    client = workspace_client
+    await ready(client)
+    open_doc(client, util.as_uri(), util_text, "python")
+    open_doc(client, main.as_uri(), main_text, "python")
+    await inline(client, main.as_uri(), line, ch)
+    files = (await stats(client))["last_prompt_files"]
+    assert files == ["src/util.py", "src/main.py"], files
+
+
+LINE_START = '''def mean(xs):
+    █return total / len(xs)
+'''
+
+
+async def test_line_start_inserts_a_whole_line_or_nothing(client: LanguageClient, tmp_path):
+    """At the start of a line with code, accepting the answer must leave valid Python: a whole line with
+    its newline, never code glued onto the existing line."""
+    text, line, ch = position_of(LINE_START)
+    uri = (tmp_path / "mean.py").as_uri()
+    open_doc(client, uri, text, "python")
+    result = await inline(client, uri, line, ch)
+    assert result.items, "the missing `total = ...` line was not offered"
+    for item in result.items:
+        lines = text.split("\n")
+        lines[line] = lines[line][:ch] + item.insert_text + lines[line][ch:]
+        ast.parse("\n".join(lines))
+        assert item.insert_text.endswith("\n    ")

@@ -110,3 +110,35 @@ def test_early_stop():
     assert early_stop("return 1\ndef g():\n", prefix, "", True)  # dedent past the block
     assert not early_stop("a = 1\n    b = 2\n", prefix, "", True)
     assert early_stop("return 1\ndef g", prefix, "", False) or early_stop("return 1\ndef g():\n", prefix, "", True)
+
+
+def test_line_start_inserts_a_whole_line_above_the_code():
+    prefix, suffix = "def f(xs):\n    ", "return total\n"
+    assert postprocess("total = sum(xs)\n    return total", prefix, suffix, False, language="python") \
+        == "total = sum(xs)\n    "
+    assert postprocess("return total\n", prefix, suffix, False) == ""  # it only repeats the existing line
+    # a line that would break a file that parses is not offered (it needs a body the model did not give)
+    assert postprocess("for x in xs:\n", prefix, suffix, False, language="python") == ""
+    glued = postprocess("total = sum(xs)", prefix, suffix, False, Options(line_start_newline=False))
+    assert glued == "total = sum(xs)"  # the old behaviour, kept as a switch for the benchmark
+
+
+def test_chat_formatting_is_never_shown():
+    assert postprocess("```python", "def f():\n    return 1\n", "\n", False) == ""
+    assert postprocess("x = 1\n    ```\n", "def f():\n    ", "\n", True) == "x = 1"
+
+
+def test_block_ends_where_the_file_parses():
+    prefix = "def f(xs):\n    "
+    suffix = "\n\n\ndef g():\n    pass\n"
+    raw = "total = 0\n    for x in xs:\n        total += x\n    if total:"
+    # the heuristics keep all four lines; the last one opens a body that never comes
+    assert postprocess(raw, prefix, suffix, True, language="python") == "total = 0\n    for x in xs:\n        total += x"
+    assert postprocess(raw, prefix, suffix, True, Options(syntax_check=False), language="python") == raw
+
+
+def test_truncated_block_drops_its_unfinished_line():
+    prefix, suffix = "def f(xs):\n    ", "\n"
+    raw = "total = 0\n    for x in xs:\n        total += x\n    return tot"
+    assert postprocess(raw, prefix, suffix, True, language="python", truncated=True) \
+        == "total = 0\n    for x in xs:\n        total += x"

@@ -247,14 +247,14 @@ def plot(summary: dict, systems: list[str], path: Path) -> None:
 
 
 # --- main -----------------------------------------------------------------------------------------
-def load_tasks(counts: dict[str, int], seed: int, split: str) -> list[Task]:
+def load_tasks(counts: dict[str, int], seed: int, split: str, kinds: tuple[str, ...] = KINDS) -> list[Task]:
     tasks: list[Task] = []
     for language, n in counts.items():
         if n <= 0:
             continue
         base = split_dir(split) / language
         files = list_files([base], SUFFIXES[language]) if base.is_dir() else []
-        got = make_tasks(language, files, n, seed, base=base)
+        got = make_tasks(language, files, n, seed, base=base, kinds=kinds)
         if len(got) < n:
             print(f"note: only {len(got)} {language} tasks in the {split} split (asked for {n})", file=sys.stderr)
         tasks += got
@@ -278,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     for lang, n in N.items():
         ap.add_argument(f"--{lang}", type=int, default=None, help=f"{lang} tasks (default {n}; 0 skips)")
     ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    ap.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                    help="tune on validation, report on test")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated task kinds (default: all)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--ablate", action="append", default=[], metavar="NAME=VALUE",
                     help="also run the pipeline with this Options switch (repeatable)")
@@ -296,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     rows_path = args.out / f"{name}.rows.jsonl"
 
     # load: tasks from the corpus split, the model
-    tasks = load_tasks(counts, args.seed, args.split)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    if not kinds or set(kinds) - set(KINDS):
+        raise SystemExit(f"--kinds takes some of {', '.join(KINDS)}")
+    tasks = load_tasks(counts, args.seed, args.split, kinds)
     print(f"{len(tasks)} tasks ({', '.join(f'{sum(t.language == lang for t in tasks)} {lang}' for lang in N)}), "
           f"seed {args.seed}, split {args.split}", file=sys.stderr)
     runtime = load_runtime(args.model)
@@ -336,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = build_summary(rows, systems)
 
     # export
-    meta = {"model": runtime.model_id, "seed": args.seed, "split": args.split, "n_tasks": len(tasks),
+    meta = {"model": runtime.model_id, "seed": args.seed, "split": args.split, "kinds": kinds, "n_tasks": len(tasks),
             "counts": counts, "max_tokens": MAX_TOKENS, "options": asdict(Options()),
             "ablations": list(variants), "bootstrap": BOOTSTRAP}
     out_json = args.out / f"{name}.json"
