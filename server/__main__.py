@@ -39,7 +39,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    settings = Settings(maxTokens=args.max_tokens, multiline=args.multiline)
+    settings = Settings(multiline=args.multiline)
+    if args.max_tokens is not None:
+        settings = Settings(maxTokens=args.max_tokens, multiline=args.multiline)
     if args.jsonl:
         out = open(args.out, "w") if args.out else sys.stdout
         for i, line in enumerate(open(args.jsonl)):
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--model", help="manifest name or path to a .gguf")
     c.add_argument("--jsonl", help='input lines {"prefix","suffix","language"}')
     c.add_argument("--out", help="with --jsonl: write results here instead of stdout")
-    c.add_argument("--max-tokens", type=int, default=64)
+    c.add_argument("--max-tokens", type=int, default=None, help="generation cap (default: the maxTokens setting's)")
     c.add_argument("--multiline", choices=("auto", "always", "never"), default="auto")
     args = ap.parse_args(argv)
     # stdout is the LSP channel: every log line goes to stderr.

@@ -31,7 +31,7 @@ class Runtime(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None, chunk: int = 64) -> Generation:
-        ...
+        """Greedy; `should_stop(text, line_logprobs)` is asked after every token."""
 
 
 class InputError(ValueError):
@@ -73,6 +73,8 @@ class Result:
     reused_tokens: int = 0
     parent_id: str | None = None  # for cache hits: the suggestion this continues
     prompt_files: tuple[str, ...] = ()  # the file names the prompt carries: snippets', then this file's
+    line_logprobs: list[float] = field(default_factory=list)  # of `raw`: the model's confidence per line
+    stop_reason: str = ""  # why generation ended: eos | stop | length
 
 
 def new_id() -> str:
@@ -144,13 +146,15 @@ class Engine:
         t_ctx = time.perf_counter()
         gen = self.runtime.generate(
             prompt, max_tokens=settings.maxTokens, cancel=cancel, chunk=opts.prompt_chunk,
-            should_stop=lambda text: early_stop(text, prefix, suffix, multiline, opts))
+            should_stop=lambda text, line_logprobs=(): early_stop(text, prefix, suffix, multiline, opts) or (
+                multiline and confident_lines(text, line_logprobs, opts.block_min_prob) != text))
         t_gen = time.perf_counter()
         raw = confident_lines(gen.text, gen.line_logprobs, opts.block_min_prob) if multiline else gen.text
         text = postprocess(raw, prefix, suffix, multiline, opts, req.language,
                            truncated=gen.stop_reason == "length" and raw == gen.text)
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
+        result.line_logprobs, result.stop_reason = gen.line_logprobs, gen.stop_reason
         result.reason = None if text else "empty"
         result.prompt_tokens, result.reused_tokens = gen.n_prompt, gen.n_reused
         result.timings = {

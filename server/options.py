@@ -14,7 +14,7 @@ PATH_HEADERS = ("none", "relative", "absolute")
 @dataclass(frozen=True)
 class Options:
     # --- context: what the model sees ---
-    prefix_tokens: int = 512
+    prefix_tokens: int = 768
     suffix_tokens: int = 256
     # The prefix start moves in steps of this many lines so the KV cache survives typing new lines; a step
     # is skipped when it would drop more than a quarter of the prefix budget.

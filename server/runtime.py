@@ -80,7 +80,7 @@ class LlamaRuntime:
         """Forget the KV cache: the next prompt is evaluated from scratch (cold, and reproducible)."""
         self.llm.reset()
 
-    def generate(self, prompt: str, *, max_tokens: int, should_stop: Callable[[str], bool],
+    def generate(self, prompt: str, *, max_tokens: int, should_stop: Callable[[str, list[float]], bool],
                  cancel: threading.Event | None = None, chunk: int = PROMPT_CHUNK) -> Generation:
         llm = self.llm
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
@@ -105,7 +105,7 @@ class LlamaRuntime:
         # Greedy decoding by hand (argmax of the logits llama.cpp leaves for the last token): the same
         # tokens as llama.cpp's top-1 sampler, plus each token's log-probability for free.
         out = bytearray()
-        line_logprob = [0.0]  # per output line: the lowest token log-probability on it
+        line_logprobs = [0.0]  # per output line: the lowest token log-probability on it
         reason = "length"
         n = 0
         while n < max_tokens:
@@ -119,14 +119,14 @@ class LlamaRuntime:
             top = float(logits[tok])
             logprob = -float(np.log(np.exp(logits - top).sum()))
             piece = llm.detokenize([tok])
-            line_logprob.extend([0.0] * piece.count(b"\n"))
-            line_logprob[-1] = min(line_logprob[-1], logprob)
+            line_logprobs.extend([0.0] * piece.count(b"\n"))
+            line_logprobs[-1] = min(line_logprobs[-1], logprob)
             out += piece
             n += 1
-            if should_stop(out.decode("utf-8", errors="ignore")):
+            if should_stop(out.decode("utf-8", errors="ignore"), line_logprobs):
                 reason = "stop"
                 break
             llm.eval([tok])
         t2 = time.perf_counter()
         return Generation(out.decode("utf-8", errors="replace"), len(tokens), reused, n,
-                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprob)
+                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprobs)

@@ -20,7 +20,7 @@ class Settings:
     enable: bool = True
     languages: dict = field(default_factory=dict)
     model: str = ""  # empty: the default manifest
-    maxTokens: int = 64
+    maxTokens: int = 128
     multiline: str = "auto"
     debounceMs: int = 150
     filterAggressiveness: str = "medium"

@@ -28,7 +28,7 @@ class ScriptedRuntime:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             text += ch
-            if should_stop(text):
+            if should_stop(text, []):
                 return Generation(text, 10, 0, len(text), 1.0, 1.0, "stop")
         return Generation(text, 10, 0, len(text), 1.0, 1.0, "eos")
 

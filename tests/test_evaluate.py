@@ -77,3 +77,7 @@ def test_evaluate_smoke_and_resume(tmp_path, capsys):
     assert len((tmp_path / "s.rows.jsonl").read_text().splitlines()) == 3
     again = json.loads((tmp_path / "s.json").read_text())
     assert again["summary"] == report["summary"]
+    # --report needs no model and finds every system the rows hold
+    assert evaluate.main(["--python", "3", "--javascript", "0", "--typescript", "0", "--out", str(tmp_path),
+                          "--name", "s", "--report"]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["summary"] == report["summary"]

@@ -1,5 +1,5 @@
 from server.options import Options
-from server.postprocess import (balance_closers, decide_multiline, early_stop, postprocess,
+from server.postprocess import (balance_closers, confident_lines, decide_multiline, early_stop, postprocess,
                                 trim_block, trim_suffix_overlap)
 
 NO_BLOCK = Options(block=False)
@@ -142,3 +142,14 @@ def test_truncated_block_drops_its_unfinished_line():
     raw = "total = 0\n    for x in xs:\n        total += x\n    return tot"
     assert postprocess(raw, prefix, suffix, True, language="python", truncated=True) \
         == "total = 0\n    for x in xs:\n        total += x"
+
+
+def test_block_keeps_lines_only_while_the_model_is_confident():
+    import math
+    text = "total = 0\n    for x in xs:\n        total += x\n    return total"
+    lp = [math.log(0.2), math.log(0.9), math.log(0.3), math.log(0.95)]
+    assert confident_lines(text, lp, 0.5) == "total = 0\n    for x in xs:"  # the first line always stays
+    assert confident_lines(text, lp, 0.1) == text
+    assert confident_lines(text, lp, 0.0) == text  # off
+    # after Enter at the end of an opener the first line is empty: the first line of code still stays
+    assert confident_lines("\n    a = 1\n    b = 2", [0.0, math.log(0.1), math.log(0.1)], 0.5) == "\n    a = 1"

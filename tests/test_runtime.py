@@ -21,7 +21,7 @@ PROMPTS = [
 def test_greedy_by_hand_matches_llama_cpp_sampler(runtime, prefix, suffix):
     prompt = runtime.template.render(prefix, suffix)
     runtime.reset()
-    ours = runtime.generate(prompt, max_tokens=32, should_stop=lambda t: False)
+    ours = runtime.generate(prompt, max_tokens=32, should_stop=lambda t, _: False)
     llm = runtime.llm
     runtime.reset()
     ref = bytearray()
@@ -38,8 +38,8 @@ def test_greedy_by_hand_matches_llama_cpp_sampler(runtime, prefix, suffix):
 def test_cold_runs_are_reproducible_and_reuse_is_counted(runtime):
     prompt = runtime.template.render(*PROMPTS[0])
     runtime.reset()
-    a = runtime.generate(prompt, max_tokens=24, should_stop=lambda t: False)
-    b = runtime.generate(prompt, max_tokens=24, should_stop=lambda t: False)  # warm: the KV cache is reused
+    a = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, _: False)
+    b = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, _: False)  # warm: the KV cache is reused
     runtime.reset()
-    c = runtime.generate(prompt, max_tokens=24, should_stop=lambda t: False)
+    c = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, _: False)
     assert a.text == c.text and a.n_reused == 0 and b.n_reused == b.n_prompt - 1

@@ -6,7 +6,8 @@
 
 Tasks come from the corpus *test* split (training.corpus), one editor state each (training.fim_tasks.KINDS).
 Every system answers every task cold (KV cache cleared, greedy), so a run is reproducible:
-- pipeline: exactly what the server runs (server.engine.Engine with the shipped Options);
+- pipeline: exactly what the server runs (server.engine.Engine with the shipped Options), with up to two
+  other files of the task's folder open beside it (the source of snippets);
 - raw: a raw FIM prompt (as much of the prefix and suffix as fits n_ctx), first generated line;
 - raw_block (block tasks only): the raw call run to end-of-text (128 tokens), cut where it starts
   repeating the suffix;
@@ -46,8 +47,9 @@ SEED = 7
 N = {"python": 300, "javascript": 200, "typescript": 100}  # TypeScript: what the split holds
 QUICK = {"python": 50, "javascript": 35, "typescript": 15}
 SUFFIXES = {"python": ".py", "javascript": ".js", "typescript": ".ts"}
-MAX_TOKENS = 64  # the server's default maxTokens
+MAX_TOKENS = Settings().maxTokens  # the server's default
 RAW_BLOCK_TOKENS = 128
+RAW_BATCH = 512  # the raw calls evaluate their prompt as llama.cpp's server would: in n_batch chunks
 BOOTSTRAP = 2000
 ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE = "/workspace"  # tasks are opened as files of this folder, so prompts name them relatively
@@ -74,16 +76,27 @@ def first_line(text: str) -> str:
 
 
 # --- the systems ----------------------------------------------------------------------------------
-def run_pipeline(engine: Engine, task: Task) -> dict:
+def open_siblings(task: Task, base: Path, k: int = 2) -> tuple[tuple[str, str], ...]:
+    """The files a user would have open beside this one: up to k others of its folder (by name)."""
+    here = base / task.path
+    out = []
+    for f in sorted(here.parent.glob(f"*{here.suffix}")):
+        if f != here and f.stat().st_size < 50_000 and len(out) < k:
+            out.append((f"{WORKSPACE}/{f.relative_to(base)}", f.read_text(encoding="utf-8", errors="replace")))
+    return tuple(out)
+
+
+def run_pipeline(engine: Engine, task: Task, others: tuple[tuple[str, str], ...] = ()) -> dict:
     engine.runtime.reset()
     engine.cache.forget(task.id)
     req = Request(task.id, task.prefix + task.suffix, len(task.prefix), task.language,
-                  path=f"{WORKSPACE}/{task.path}", root=WORKSPACE)
+                  path=f"{WORKSPACE}/{task.path}", root=WORKSPACE, others=others)
     t0 = time.perf_counter()
     r = engine.complete(req, Settings(maxTokens=MAX_TOKENS))
     ms = (time.perf_counter() - t0) * 1000
     return {"text": r.text, "ms": ms, "tokens": r.prompt_tokens - r.reused_tokens,
-            "post_ms": r.timings.get("post_ms", 0.0)}
+            "timings": {k: round(v, 1) for k, v in r.timings.items()}, "raw": r.raw, "multiline": r.multiline,
+            "line_logprobs": [round(x, 3) for x in r.line_logprobs], "stop_reason": r.stop_reason}
 
 
 def raw_prompt(rt, task: Task, max_tokens: int) -> str:
@@ -103,7 +116,8 @@ def run_raw(engine: Engine, task: Task) -> dict:
     rt = engine.runtime
     rt.reset()
     t0 = time.perf_counter()
-    gen = rt.generate(raw_prompt(rt, task, MAX_TOKENS), max_tokens=MAX_TOKENS, should_stop=lambda t: "\n" in t)
+    gen = rt.generate(raw_prompt(rt, task, MAX_TOKENS), max_tokens=MAX_TOKENS, should_stop=lambda t, _: "\n" in t,
+                      chunk=RAW_BATCH)
     text = gen.text.split("\n", 1)[0].rstrip()
     if editor_state(task.prefix, task.suffix).value == "line_start" and text.strip():
         text += "\n" + task.prefix.rsplit("\n", 1)[-1]
@@ -125,7 +139,7 @@ def run_raw_block(engine: Engine, task: Task) -> dict:
     rt.reset()
     t0 = time.perf_counter()
     gen = rt.generate(raw_prompt(rt, task, RAW_BLOCK_TOKENS), max_tokens=RAW_BLOCK_TOKENS,
-                      should_stop=lambda t: False)
+                      should_stop=lambda t, _: False, chunk=RAW_BATCH)
     return {"text": cut_at_suffix_repeat(gen.text, task.suffix), "ms": (time.perf_counter() - t0) * 1000,
             "tokens": gen.n_prompt}
 
@@ -247,14 +261,14 @@ def plot(summary: dict, systems: list[str], path: Path) -> None:
 
 
 # --- main -----------------------------------------------------------------------------------------
-def load_tasks(counts: dict[str, int], seed: int, split: str, kinds: tuple[str, ...] = KINDS) -> list[Task]:
+def load_tasks(counts: dict[str, int], seed: int, split: str) -> list[Task]:
     tasks: list[Task] = []
     for language, n in counts.items():
         if n <= 0:
             continue
         base = split_dir(split) / language
         files = list_files([base], SUFFIXES[language]) if base.is_dir() else []
-        got = make_tasks(language, files, n, seed, base=base, kinds=kinds)
+        got = make_tasks(language, files, n, seed, base=base)
         if len(got) < n:
             print(f"note: only {len(got)} {language} tasks in the {split} split (asked for {n})", file=sys.stderr)
         tasks += got
@@ -271,6 +285,36 @@ def parse_ablations(items: list[str]) -> dict[str, Options]:
     return out
 
 
+def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows_path: Path,
+        done: dict[str, dict], split: str) -> list[dict]:
+    """Every system on every task; rows are appended to rows_path as they finish."""
+    runtime = load_runtime(model)
+    engines = {"pipeline": Engine(runtime)}
+    engines.update({v: Engine(runtime, options=opts) for v, opts in variants.items()})
+    rows = []
+    with rows_path.open("a") as sink:
+        for task in tqdm(tasks, desc="evaluating", file=sys.stderr):
+            row = done.get(task.id, {"id": task.id, "kind": task.kind, "language": task.language,
+                                     "path": task.path, "middle": task.middle, "model": runtime.model_id})
+            todo = {"raw": lambda: run_raw(engines["pipeline"], task)}
+            if task.kind == "block":
+                todo["raw_block"] = lambda: run_raw_block(engines["pipeline"], task)
+            others = open_siblings(task, split_dir(split) / task.language)
+            for system, engine in engines.items():
+                todo[system] = lambda engine=engine: run_pipeline(engine, task, others)
+            fresh = [s for s in todo if s not in row]
+            for system in fresh:
+                row[system] = score(task, todo[system]())
+            if fresh and doctest_checks_hole(task):
+                for system in todo:
+                    row[system]["exec"] = float(bool(run_doctest(task, row[system]["text"])))
+            if fresh:
+                sink.write(json.dumps(row) + "\n")
+                sink.flush()
+            rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -280,12 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--split", default="test", choices=("train", "validation", "test"),
                     help="tune on validation, report on test")
-    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated task kinds (default: all)")
+    ap.add_argument("--kinds", default=",".join(KINDS),
+                    help="run only these task kinds (comma-separated) of the same task set: a run of the same "
+                         "--name can add an ablation where it matters")
     ap.add_argument("--model", default=None)
     ap.add_argument("--ablate", action="append", default=[], metavar="NAME=VALUE",
                     help="also run the pipeline with this Options switch (repeatable)")
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "eval")
     ap.add_argument("--name", default=None, help="run name; an existing run of this name is resumed")
+    ap.add_argument("--report", action="store_true",
+                    help="no model: summarise the run's rows file, every system it holds")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -301,12 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     kinds = tuple(k for k in args.kinds.split(",") if k)
     if not kinds or set(kinds) - set(KINDS):
         raise SystemExit(f"--kinds takes some of {', '.join(KINDS)}")
-    tasks = load_tasks(counts, args.seed, args.split, kinds)
+    tasks = [t for t in load_tasks(counts, args.seed, args.split) if t.kind in kinds]
     print(f"{len(tasks)} tasks ({', '.join(f'{sum(t.language == lang for t in tasks)} {lang}' for lang in N)}), "
           f"seed {args.seed}, split {args.split}", file=sys.stderr)
-    runtime = load_runtime(args.model)
-    engines = {"pipeline": Engine(runtime)}
-    engines.update({v: Engine(runtime, options=opts) for v, opts in variants.items()})
     done: dict[str, dict] = {}
     if rows_path.exists():
         for line in rows_path.read_text().splitlines():
@@ -314,34 +359,19 @@ def main(argv: list[str] | None = None) -> int:
             done[row["id"]] = row
         print(f"resuming {rows_path}: {len(done)} tasks done", file=sys.stderr)
 
-    # run every system on every task; rows are appended as they finish
-    rows = []
-    with rows_path.open("a") as sink:
-        for task in tqdm(tasks, desc="evaluating", file=sys.stderr):
-            row = done.get(task.id, {"id": task.id, "kind": task.kind, "language": task.language,
-                                     "path": task.path, "middle": task.middle})
-            todo = {"raw": lambda: run_raw(engines["pipeline"], task)}
-            if task.kind == "block":
-                todo["raw_block"] = lambda: run_raw_block(engines["pipeline"], task)
-            for system, engine in engines.items():
-                todo[system] = lambda engine=engine: run_pipeline(engine, task)
-            fresh = [s for s in todo if s not in row]
-            for system in fresh:
-                row[system] = score(task, todo[system]())
-            if fresh and doctest_checks_hole(task):
-                for system in todo:
-                    row[system]["exec"] = float(bool(run_doctest(task, row[system]["text"])))
-            if fresh:
-                sink.write(json.dumps(row) + "\n")
-                sink.flush()
-            rows.append(row)
+    if args.report:  # summarise what the rows file holds for these tasks, every system found in it
+        rows = [done[t.id] for t in tasks if t.id in done]
+        found = {k for r in rows for k in r if isinstance(r[k], dict)}
+        variants = {s: None for s in sorted(found) if s.startswith("ablate:")}
+    else:
+        rows = run(tasks, variants, args.model, rows_path, done, args.split)
 
     # evaluate: per group, each system, and paired intervals against the raw call
     systems = ["raw", "raw_block", "pipeline", *variants]
     summary = build_summary(rows, systems)
 
     # export
-    meta = {"model": runtime.model_id, "seed": args.seed, "split": args.split, "kinds": kinds, "n_tasks": len(tasks),
+    meta = {"model": sorted({r.get("model", "") for r in rows}), "seed": args.seed, "split": args.split, "kinds": kinds, "n_tasks": len(tasks),
             "counts": counts, "max_tokens": MAX_TOKENS, "options": asdict(Options()),
             "ablations": list(variants), "bootstrap": BOOTSTRAP}
     out_json = args.out / f"{name}.json"

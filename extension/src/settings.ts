@@ -32,7 +32,7 @@ export const DEFAULTS: Readonly<GhostlineSettings> = Object.freeze({
   enable: true,
   languages: {},
   model: "",
-  maxTokens: 64,
+  maxTokens: 128,
   multiline: "auto",
   debounceMs: 150,
   filterAggressiveness: "medium",
