@@ -14,19 +14,21 @@ PATH_HEADERS = ("none", "relative", "absolute")
 @dataclass(frozen=True)
 class Options:
     # --- context: what the model sees ---
-    prefix_tokens: int = 768
+    prefix_tokens: int = 512
     suffix_tokens: int = 256
     # The prefix start moves in steps of this many lines so the KV cache survives typing new lines; a step
-    # is skipped when it would drop more than a quarter of the prefix budget.
+    # moves the start by at most a quarter of the prefix budget (server.context.cut_prefix).
     start_quantum: int = 16
-    snippets: bool = True  # windows of other open files of the same language (Jaccard)
+    # Windows of other open files of the same language (Jaccard). Off until the benchmark shows they pay for
+    # their prompt tokens: on a cold request they cost more time than the raw call spends in all.
+    snippets: bool = False
     snippet_tokens: int = 256
     snippet_window: int = 20
     max_snippets: int = 2
     # --- prompt ---
     path_header: str = "relative"  # the file's path in Qwen's <|file_sep|> form: none | relative | absolute
     # --- generation and post-processing ---
-    prompt_chunk: int = 128  # prompt tokens evaluated between cancellation checks: 64 was ~10% slower
+    prompt_chunk: int = 128  # prompt tokens evaluated between cancellation checks (64-512: within 4%)
     block: bool = True  # multi-line at an empty line in a block (else only at an empty block body)
     # A block keeps a line after its first only while every token on it had at least this probability
     # (greedy decoding's own confidence); 0 keeps every line the other rules keep.

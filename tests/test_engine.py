@@ -4,6 +4,7 @@ import threading
 import pytest
 
 from server.engine import Engine, InputError, Request
+from server.options import Options
 from server.features import FEATURE_NAMES, History, extract, vectorize
 from server.runtime import Cancelled, Generation
 from server.settings import Settings
@@ -79,9 +80,12 @@ def test_bad_inputs():
 def test_snippets_from_other_documents_reach_the_prompt():
     rt = ScriptedRuntime("x")
     other = ("/w/lib/util.py", "def load_yaml(path):\n    return yaml.safe_load(open(path))\n")
-    Engine(rt).complete(req("data = load_yaml(path)\nresult = |", path="/w/main.py", root="/w", others=(other,)))
+    engine = Engine(rt, options=Options(snippets=True))
+    engine.complete(req("data = load_yaml(path)\nresult = |", path="/w/main.py", root="/w", others=(other,)))
     assert "<|file_sep|>lib/util.py\ndef load_yaml" in rt.prompts[0]
     assert "<|file_sep|>main.py\n<|fim_prefix|>" in rt.prompts[0] and "/w/" not in rt.prompts[0]
+    Engine(rt).complete(req("data = load_yaml(path)\nresult = |", path="/w/main.py", root="/w", others=(other,)))
+    assert "load_yaml(path):" not in rt.prompts[1]  # snippets are off by default (docs/benchmarks.md)
 
 
 def test_features_are_fixed_order_and_complete():

@@ -6,6 +6,7 @@ import pytest
 from training import evaluate
 from training.metrics import percentiles
 from server.editor_state import editor_state
+from server.options import Options
 from server.syntax import parses
 from training.fim_tasks import KINDS, doctest_checks_hole, list_files, make_tasks, python_roots, run_doctest
 
@@ -60,24 +61,33 @@ def test_doctest_execution_tells_right_from_wrong(tmp_path):
 
 
 @pytest.mark.model
-def test_evaluate_smoke_and_resume(tmp_path, capsys):
-    args = ["--python", "3", "--javascript", "0", "--typescript", "0", "--out", str(tmp_path), "--name", "s",
+def test_evaluate_smoke_resume_and_replay(tmp_path, capsys):
+    """Six tasks (one per kind): a real ablation run and the replay of the same switch from the shipped
+    generation must give the same answers, or the ablation table would lie."""
+    args = ["--python", "6", "--javascript", "0", "--typescript", "0", "--out", str(tmp_path), "--name", "s",
             "--ablate", "syntax_check=false"]
     assert evaluate.main(args) == 0
     out = capsys.readouterr().out
     assert "pipeline_vs_raw" in out and "P50" in out
     report = json.loads((tmp_path / "s.json").read_text())
-    assert report["meta"]["n_tasks"] == 3
+    assert report["meta"]["n_tasks"] == 6
     assert set(report["summary"]["all"]) >= {"raw", "pipeline", "ablate:syntax_check=false", "pipeline_vs_raw"}
-    rows = (tmp_path / "s.rows.jsonl").read_text().splitlines()
-    assert len(rows) == 3 and all(json.loads(r)["pipeline"]["tokens"] > 0 for r in rows)
+    rows = [json.loads(r) for r in (tmp_path / "s.rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(r["pipeline"]["tokens"] > 0 for r in rows)
     assert (tmp_path / "s.png").stat().st_size > 1000
+    tasks = {t.id: t for t in evaluate.load_tasks({"python": 6, "javascript": 0, "typescript": 0}, 7, "test")}
+    for r in rows:
+        replayed = evaluate.replay(tasks[r["id"]], r["pipeline"], Options(syntax_check=False))
+        assert replayed["text"] == r["ablate:syntax_check=false"]["text"], r["id"]
     # a second run of the same name resumes: nothing is recomputed, the summary is the same
     assert evaluate.main(args) == 0
-    assert len((tmp_path / "s.rows.jsonl").read_text().splitlines()) == 3
-    again = json.loads((tmp_path / "s.json").read_text())
-    assert again["summary"] == report["summary"]
-    # --report needs no model and finds every system the rows hold
-    assert evaluate.main(["--python", "3", "--javascript", "0", "--typescript", "0", "--out", str(tmp_path),
-                          "--name", "s", "--report"]) == 0
+    assert len((tmp_path / "s.rows.jsonl").read_text().splitlines()) == 6
     assert json.loads((tmp_path / "s.json").read_text())["summary"] == report["summary"]
+    # --report needs no model and finds every system the rows hold; --replay adds switches without it
+    assert evaluate.main(["--python", "6", "--javascript", "0", "--typescript", "0", "--out", str(tmp_path),
+                          "--name", "s", "--report", "--replay", "trim_overlap=false"]) == 0
+    again = json.loads((tmp_path / "s.json").read_text())["summary"]
+    assert again["all"]["pipeline"] == report["summary"]["all"]["pipeline"]
+    assert "ablate:trim_overlap=false" in again["all"]
+    with pytest.raises(SystemExit, match="cannot be replayed"):
+        evaluate.main(["--python", "1", "--out", str(tmp_path), "--report", "--replay", "suffix_tokens=96"])

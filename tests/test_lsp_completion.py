@@ -217,8 +217,9 @@ async def workspace_client(lsp_client: LanguageClient, tmp_path):
 
 
 async def test_prompt_names_open_files_relative_to_the_workspace(workspace_client: LanguageClient, tmp_path):
-    """Two open files of one workspace: the prompt carries the other file as a snippet and both under
-    workspace-relative paths (never file:// URIs or absolute paths)."""
+    """Two open files of one workspace: the prompt names the file relative to the workspace folder (never
+    a file:// URI or an absolute path), and the other open file only when snippets are on (they are off by
+    default; test_engine covers their rendering)."""
     (tmp_path / "src").mkdir()
     util = (tmp_path / "src" / "util.py")
     util_text = "def load_yaml(path):\n    import yaml\n    return yaml.safe_load(open(path))\n"
@@ -230,7 +231,7 @@ async def test_prompt_names_open_files_relative_to_the_workspace(workspace_clien
     open_doc(client, main.as_uri(), main_text, "python")
     await inline(client, main.as_uri(), line, ch)
     files = (await stats(client))["last_prompt_files"]
-    assert files == ["src/util.py", "src/main.py"], files
+    assert files == ["src/main.py"], files
 
 
 LINE_START = '''def mean(xs):

@@ -36,6 +36,7 @@ from server.editor_state import editor_state
 from server.engine import Engine, Request
 from server.lsp import load_runtime
 from server.options import Options
+from server.postprocess import confident_lines, decide_multiline, postprocess
 from server.settings import Settings
 from training.corpus import split_dir
 from server.syntax import parses
@@ -144,6 +145,28 @@ def run_raw_block(engine: Engine, task: Task) -> dict:
             "tokens": gen.n_prompt}
 
 
+# Switches whose effect can be computed from the shipped pipeline's own generation, because with them the
+# output is cut no later than the shipped rules cut it: the generation already holds every token they
+# could keep. Anything else (context, prompt, rules that would keep going) needs --ablate, a real run.
+REPLAYABLE = {
+    "syntax_check": lambda v: True, "trim_overlap": lambda v: True, "balance_brackets": lambda v: True,
+    "line_start_newline": lambda v: True, "heal_indent": lambda v: True,
+    "block": lambda v: v is False, "stop_blank_line": lambda v: v is True,
+    "block_min_prob": lambda v: v >= Options().block_min_prob,
+}
+
+
+def replay(task: Task, shipped: dict, opts: Options) -> dict:
+    """The pipeline's answer under `opts`, from the shipped pipeline's raw generation (REPLAYABLE only)."""
+    multiline = shipped["multiline"] and decide_multiline(task.prefix, task.suffix, "auto", opts)
+    raw = shipped["raw"]
+    if multiline:
+        raw = confident_lines(raw, shipped["line_logprobs"], opts.block_min_prob)
+    text = postprocess(raw, task.prefix, task.suffix, multiline, opts, task.language,
+                       truncated=shipped["stop_reason"] == "length" and raw == shipped["raw"])
+    return {"text": text, "ms": shipped["ms"], "tokens": shipped["tokens"], "replayed": True}
+
+
 def score(task: Task, out: dict) -> dict:
     text = out["text"]
     return {**out, "exact": float(text.strip() == task.middle.strip()), "es": edit_similarity(text, task.middle),
@@ -231,6 +254,57 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _md_ci(c: dict) -> str:
+    if c.get("diff") is None:
+        return "–"
+    sig = "**" if c["lo"] > 0 or c["hi"] < 0 else ""
+    return f"{sig}{c['diff']:+.3f}{sig} [{c['lo']:+.3f}, {c['hi']:+.3f}]"
+
+
+def markdown(summary: dict) -> str:
+    """Two tables for docs/benchmarks.md: pipeline vs raw per group, and every ablation vs the pipeline.
+    Bold: the 95% interval excludes zero."""
+    out = ["| group | n | exact raw / pipeline | Δ exact [95% CI] | ES raw / pipeline | Δ ES [95% CI] | "
+           "first line raw / pipeline | parses raw / pipeline | cold P50 / P90 ms raw | pipeline | "
+           "tokens raw / pipeline |", "|---" * 11 + "|"]
+    for name, g in summary.items():
+        r, p, c = g.get("raw"), g.get("pipeline"), g.get("pipeline_vs_raw")
+        if not (r and p and c):
+            continue
+        out.append(f"| {name} | {p['n']} | {r['exact']:.3f} / {p['exact']:.3f} | {_md_ci(c['exact'])} | "
+                   f"{r['es']:.3f} / {p['es']:.3f} | {_md_ci(c['es'])} | {r['first_line']:.3f} / "
+                   f"{p['first_line']:.3f} | {r['parses']:.3f} / {p['parses']:.3f} | "
+                   f"{r['latency_ms']['p50']:.0f} / {r['latency_ms']['p90']:.0f} | "
+                   f"{p['latency_ms']['p50']:.0f} / {p['latency_ms']['p90']:.0f} | "
+                   f"{r['tokens_evaluated']:.0f} / {p['tokens_evaluated']:.0f} |")
+    if "raw_block" in summary.get("kind:block", {}):
+        b, p = summary["kind:block"]["raw_block"], summary["kind:block"]["pipeline"]
+        c = summary["kind:block"]["pipeline_vs_raw_block"]
+        out += ["", "| blocks | n | exact | ES | parses | cold P50 ms |", "|---|---|---|---|---|---|",
+                f"| raw to end-of-text, cut at the suffix | {b['n']} | {b['exact']:.3f} | {b['es']:.3f} | "
+                f"{b['parses']:.3f} | {b['latency_ms']['p50']:.0f} |",
+                f"| pipeline | {p['n']} | {p['exact']:.3f} | {p['es']:.3f} | {p['parses']:.3f} | "
+                f"{p['latency_ms']['p50']:.0f} |",
+                f"| Δ pipeline − raw to end-of-text | | {_md_ci(c['exact'])} | {_md_ci(c['es'])} | "
+                f"{_md_ci(c['parses'])} | |"]
+    ablations = sorted({k for g in summary.values() for k in g if k.endswith("_vs_pipeline")})
+    if ablations:
+        out += ["", "| switch (vs shipped) | group | n | Δ exact | Δ ES | Δ parses | P50 ms switch / shipped |",
+                "|---|---|---|---|---|---|---|"]
+        for key in ablations:
+            system = key[:-len("_vs_pipeline")]
+            for name, g in summary.items():
+                if key not in g or not (name == "all" or name.startswith("kind:")):
+                    continue
+                c, a, p = g[key], g[system], g["pipeline"]
+                if c["exact"]["n"] == 0:
+                    continue
+                out.append(f"| `{system[len('ablate:'):]}` | {name} | {c['exact']['n']} | {_md_ci(c['exact'])} | "
+                           f"{_md_ci(c['es'])} | {_md_ci(c['parses'])} | {a['latency_ms']['p50']:.0f} / "
+                           f"{p['latency_ms']['p50']:.0f} |")
+    return "\n".join(out) + "\n"
+
+
 def plot(summary: dict, systems: list[str], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -275,13 +349,19 @@ def load_tasks(counts: dict[str, int], seed: int, split: str) -> list[Task]:
     return tasks
 
 
-def parse_ablations(items: list[str]) -> dict[str, Options]:
+def parse_ablations(items: list[str], replay_only: bool = False) -> dict[str, Options]:
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--ablate takes NAME=VALUE, got {item!r}")
-        out[f"ablate:{name}={value}"] = Options().with_values(**{name: value})
+            raise SystemExit(f"--ablate/--replay take NAME=VALUE, got {item!r}")
+        try:
+            opts = Options().with_values(**{name: value})
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+        if replay_only and not (name in REPLAYABLE and REPLAYABLE[name](getattr(opts, name))):
+            raise SystemExit(f"{item} cannot be replayed from the shipped generation; use --ablate {item}")
+        out[f"ablate:{name}={value}"] = opts
     return out
 
 
@@ -330,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--ablate", action="append", default=[], metavar="NAME=VALUE",
                     help="also run the pipeline with this Options switch (repeatable)")
+    ap.add_argument("--replay", action="append", default=[], metavar="NAME=VALUE",
+                    help="a post-processing switch computed from the shipped pipeline's generation, no model "
+                         "time (see REPLAYABLE; repeatable)")
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "eval")
     ap.add_argument("--name", default=None, help="run name; an existing run of this name is resumed")
     ap.add_argument("--report", action="store_true",
@@ -341,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = {lang: getattr(args, lang) if getattr(args, lang) is not None else (QUICK if args.quick else N)[lang]
               for lang in N}
     variants = parse_ablations(args.ablate)
+    replays = parse_ablations(args.replay, replay_only=True)
     name = args.name or f"eval-{'quick-' if args.quick else ''}s{args.seed}"
     args.out.mkdir(parents=True, exist_ok=True)
     rows_path = args.out / f"{name}.rows.jsonl"
@@ -365,6 +449,11 @@ def main(argv: list[str] | None = None) -> int:
         variants = {s: None for s in sorted(found) if s.startswith("ablate:")}
     else:
         rows = run(tasks, variants, args.model, rows_path, done, args.split)
+    by_id = {t.id: t for t in tasks}
+    for r in rows:
+        for system, opts in replays.items():
+            r[system] = score(by_id[r["id"]], replay(by_id[r["id"]], r["pipeline"], opts))
+    variants = {**variants, **replays}
 
     # evaluate: per group, each system, and paired intervals against the raw call
     systems = ["raw", "raw_block", "pipeline", *variants]
@@ -377,8 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     out_json = args.out / f"{name}.json"
     out_json.write_text(json.dumps({"meta": meta, "summary": summary}, indent=1))
     plot(summary, systems, out_json.with_suffix(".png"))
+    out_json.with_suffix(".md").write_text(markdown(summary))
     print(table(summary))
-    print(f"wrote {out_json}, {out_json.with_suffix('.png')} and {rows_path}")
+    print(f"wrote {out_json} (and .png, .md) and {rows_path}")
     return 0
 
 
