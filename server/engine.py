@@ -146,7 +146,8 @@ class Engine:
         t_ctx = time.perf_counter()
         gen = self.runtime.generate(
             prompt, max_tokens=settings.maxTokens, cancel=cancel, chunk=opts.prompt_chunk,
-            should_stop=lambda text, line_logprobs=(): early_stop(text, prefix, suffix, multiline, opts) or (
+            should_stop=lambda text, line_logprobs=(): early_stop(text, prefix, suffix, multiline, opts,
+                                                                  req.language) or (
                 multiline and confident_lines(text, line_logprobs, opts.block_min_prob) != text))
         t_gen = time.perf_counter()
         raw = confident_lines(gen.text, gen.line_logprobs, opts.block_min_prob) if multiline else gen.text

@@ -174,20 +174,43 @@ def balance_closers(text: str, suffix: str) -> str:
     return text
 
 
-def insert_line(text: str, prefix: str, suffix: str, language: str, options: Options) -> str:
-    """At the start of a line that has code: a whole new line above it (ending in a newline and the
-    line's indentation, so the existing code stays where it was), or nothing. Never one that repeats the
-    existing line, and never one that breaks a file that parses."""
-    first = text.split("\n", 1)[0].rstrip()
+def _insertion(lines: list[str], prefix: str, suffix: str, options: Options) -> tuple[list[str], bool]:
+    """At the start of a line with code: the whole lines the model wrote above it, up to (not including)
+    one that repeats the existing line or sits left of it, or chat formatting. True when a rule ended it."""
+    indent = prefix.rsplit("\n", 1)[-1]
     existing = suffix.split("\n", 1)[0].strip()
-    if not first.strip() or first.strip() == existing:
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if i == MAX_LINES:
+            return out, True
+        ends = line.strip() == existing or (options.drop_chat and line.lstrip().startswith(CHAT_FENCE))
+        if i > 0 and line.strip() and _indent(line) < len(indent):
+            ends = True
+        if ends:
+            return out, True
+        out.append(line)
+    return out, False
+
+
+def insert_lines(text: str, prefix: str, suffix: str, language: str, options: Options) -> str:
+    """At the start of a line that has code: whole new lines above it, ending in a newline and the line's
+    indentation so the existing code stays where it was, or nothing. One line when it parses on its own;
+    else the fewest lines that complete the statement it opens (an `if` and its body, a call over several
+    lines). Never a line that repeats the existing one, never one that breaks a file that parses."""
+    indent = prefix.rsplit("\n", 1)[-1]
+    lines, _ = _insertion(text.split("\n"), prefix, suffix, options)
+    if not lines or not lines[0].strip():
         return ""
-    if options.drop_chat and first.lstrip().startswith(CHAT_FENCE):
-        return ""
-    line = first + "\n" + prefix.rsplit("\n", 1)[-1]
-    if options.syntax_check and parses(language, prefix + suffix) and not parses(language, prefix + line + suffix):
-        return ""
-    return line
+    if not options.syntax_check:
+        return lines[0].rstrip() + "\n" + indent
+    for k in range(1, len(lines) + 1):
+        block = "\n".join(lines[:k]).rstrip() + "\n" + indent
+        ok = parses(language, prefix + block + suffix)
+        if ok is None:  # no grammar: the first line, as the other editor states do
+            return lines[0].rstrip() + "\n" + indent
+        if ok:
+            return block
+    return "" if parses(language, prefix + suffix) else lines[0].rstrip() + "\n" + indent
 
 
 def postprocess(text: str, prefix: str, suffix: str, multiline: bool, options: Options = Options(),
@@ -198,7 +221,7 @@ def postprocess(text: str, prefix: str, suffix: str, multiline: bool, options: O
     if options.heal_indent:
         text = heal_indent(text, prefix)
     if options.line_start_newline and editor_state(prefix, suffix) is EditorState.LINE_START:
-        return insert_line(text, prefix, suffix, language, options)
+        return insert_lines(text, prefix, suffix, language, options)
     if multiline:
         text = trim_block(text, prefix, suffix, options)
         if options.syntax_check:
@@ -216,10 +239,20 @@ def postprocess(text: str, prefix: str, suffix: str, multiline: bool, options: O
     return text if text.strip() else ""
 
 
-def early_stop(text: str, prefix: str, suffix: str, multiline: bool, options: Options = Options()) -> bool:
+def early_stop(text: str, prefix: str, suffix: str, multiline: bool, options: Options = Options(),
+               language: str = "") -> bool:
     """Run between tokens: has the output already passed the point where postprocess would cut it?"""
     if options.heal_indent:
         text = heal_indent(text, prefix)
+    if options.line_start_newline and editor_state(prefix, suffix) is EditorState.LINE_START:
+        if "\n" not in text:
+            return False
+        whole = text[:text.rfind("\n")].split("\n")
+        lines, ended = _insertion(whole, prefix, suffix, options)
+        if ended or not options.syntax_check or not lines or not lines[0].strip():
+            return True
+        return parses(language, prefix + "\n".join(lines).rstrip() + "\n" + prefix.rsplit("\n", 1)[-1] + suffix) \
+            is not False  # the statement is complete (or there is no grammar to say): stop here
     if not multiline:
         return "\n" in text
     complete = text[:text.rfind("\n") + 1]  # judge whole lines only: a partial one may still indent

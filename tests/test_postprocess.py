@@ -153,3 +153,14 @@ def test_block_keeps_lines_only_while_the_model_is_confident():
     assert confident_lines(text, lp, 0.0) == text  # off
     # after Enter at the end of an opener the first line is empty: the first line of code still stays
     assert confident_lines("\n    a = 1\n    b = 2", [0.0, math.log(0.1), math.log(0.1)], 0.5) == "\n    a = 1"
+
+
+def test_line_start_completes_the_statement_it_opens():
+    prefix, suffix = "def f(xs):\n    ", "return total\n"
+    raw = "for x in xs:\n        print(x)\n    return total\n"
+    assert postprocess(raw, prefix, suffix, False, language="python") == "for x in xs:\n        print(x)\n    "
+    # generation stops once the statement is complete, and not before
+    assert not early_stop("for x in xs:\n", prefix, suffix, False, language="python")
+    assert early_stop("for x in xs:\n        print(x)\n", prefix, suffix, False, language="python")
+    assert early_stop("total = 0\n", prefix, suffix, False, language="python")
+    assert early_stop("return total\n", prefix, suffix, False, language="python")  # repeats the existing line
