@@ -30,7 +30,7 @@ class Runtime(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None, chunk: int = 64) -> Generation:
+    def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None, chunk: int) -> Generation:
         """Greedy; `should_stop(text, line_logprobs)` is asked after every token."""
 
 

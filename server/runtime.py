@@ -11,11 +11,12 @@ from typing import Callable
 import numpy as np
 
 from .models import ModelError, ResolvedModel
+from .options import Options
 from .templates import FimTemplate, get_template
 
 log = logging.getLogger(__name__)
 
-PROMPT_CHUNK = 64  # default tokens evaluated between cancellation checks (Options.prompt_chunk)
+PROMPT_CHUNK = Options.prompt_chunk  # prompt tokens evaluated between cancellation checks
 
 
 class Cancelled(Exception):
