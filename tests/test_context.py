@@ -66,6 +66,7 @@ def test_prompt_names_files_relative_to_the_workspace():
     assert display_path("/elsewhere/b.py", "/home/u/proj") == "b.py"  # never an absolute path by default
     assert display_path("/home/u/proj/a.py", "/home/u/proj", "absolute") == "/home/u/proj/a.py"
     assert display_path("/home/u/proj/a.py", "/home/u/proj", "none") is None
-    ctx = build_context("import os\nos.path.", "", path="/p/src/main.py", root="/p", options=Options(snippets=True),
+    ctx = build_context("import os\nos.path.", "", path="/p/src/main.py", root="/p",
+                        options=Options(snippets=True, path_header="relative"),
                         others=[("/p/src/util.py", "import os\nos.path.join(a, b)\n")])
     assert ctx.path == "src/main.py" and [s.path for s in ctx.snippets] == ["src/util.py"]

@@ -80,7 +80,7 @@ def test_bad_inputs():
 def test_snippets_from_other_documents_reach_the_prompt():
     rt = ScriptedRuntime("x")
     other = ("/w/lib/util.py", "def load_yaml(path):\n    return yaml.safe_load(open(path))\n")
-    engine = Engine(rt, options=Options(snippets=True))
+    engine = Engine(rt, options=Options(snippets=True, path_header="relative"))
     engine.complete(req("data = load_yaml(path)\nresult = |", path="/w/main.py", root="/w", others=(other,)))
     assert "<|file_sep|>lib/util.py\ndef load_yaml" in rt.prompts[0]
     assert "<|file_sep|>main.py\n<|fim_prefix|>" in rt.prompts[0] and "/w/" not in rt.prompts[0]

@@ -217,9 +217,10 @@ async def workspace_client(lsp_client: LanguageClient, tmp_path):
 
 
 async def test_prompt_names_open_files_relative_to_the_workspace(workspace_client: LanguageClient, tmp_path):
-    """Two open files of one workspace: the prompt names the file relative to the workspace folder (never
-    a file:// URI or an absolute path), and the other open file only when snippets are on (they are off by
-    default; test_engine covers their rendering)."""
+    """Two open files of one workspace, completed through the real server: with the shipped options the
+    prompt names no file at all (the path header and snippets lost on the benchmark, docs/benchmarks.md),
+    so no URI or absolute path can reach the model. test_engine and test_context check the workspace-
+    relative names used when those switches are on."""
     (tmp_path / "src").mkdir()
     util = (tmp_path / "src" / "util.py")
     util_text = "def load_yaml(path):\n    import yaml\n    return yaml.safe_load(open(path))\n"
@@ -231,7 +232,8 @@ async def test_prompt_names_open_files_relative_to_the_workspace(workspace_clien
     open_doc(client, main.as_uri(), main_text, "python")
     await inline(client, main.as_uri(), line, ch)
     files = (await stats(client))["last_prompt_files"]
-    assert files == ["src/main.py"], files
+    assert files == [], files
+    assert (await stats(client))["model_calls"] >= 1  # the completion did reach the model
 
 
 LINE_START = '''def mean(xs):
