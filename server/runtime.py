@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
 from .models import ModelError, ResolvedModel
 from .options import Options
 from .templates import FimTemplate, get_template
@@ -42,7 +40,9 @@ class LlamaRuntime:
 
     def __init__(self, model: ResolvedModel, *, n_ctx: int = 2048, lora_path: str | None = None,
                  n_threads: int | None = None):
-        try:
+        try:  # imported here, on the loader thread: numpy (OpenBLAS) imported on the server's main thread at
+            # start-up left the LSP server unresponsive once the model had loaded (tests/test_lsp_bad_input)
+            import numpy as np
             from llama_cpp import Llama, llama_get_logits_ith
         except ImportError as e:
             raise ModelError(f"llama-cpp-python is not installed ({e}); run `make setup`") from e
@@ -60,8 +60,13 @@ class LlamaRuntime:
         self.lora_path = lora_path
         self.load_ms = (time.perf_counter() - t0) * 1000
         self.n_vocab = self.llm.n_vocab()
-        self._last_logits = lambda: np.ctypeslib.as_array(llama_get_logits_ith(self.llm.ctx, -1),
-                                                          shape=(self.n_vocab,))
+
+        def greedy() -> tuple[int, float]:
+            """The most likely next token after what was evaluated last, and its log-probability."""
+            logits = np.ctypeslib.as_array(llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
+            tok = int(logits.argmax())
+            return tok, -float(np.log(np.exp(logits - logits[tok]).sum()))
+        self._greedy = greedy
         self.stop_ids = {self.llm.token_eos()}
         for s in self.template.stops:
             ids = self.llm.tokenize(s.encode(), add_bos=False, special=True)
@@ -112,13 +117,10 @@ class LlamaRuntime:
         while n < max_tokens:
             if cancel.is_set():
                 raise Cancelled()
-            logits = self._last_logits()
-            tok = int(logits.argmax())
+            tok, logprob = self._greedy()
             if tok in self.stop_ids:
                 reason = "eos"
                 break
-            top = float(logits[tok])
-            logprob = -float(np.log(np.exp(logits - top).sum()))
             piece = llm.detokenize([tok])
             line_logprobs.extend([0.0] * piece.count(b"\n"))
             line_logprobs[-1] = min(line_logprobs[-1], logprob)
