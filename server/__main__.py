@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 LANGUAGES = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
@@ -41,7 +42,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
         return 1
     settings = Settings(multiline=args.multiline)
     if args.max_tokens is not None:
-        settings = Settings(maxTokens=args.max_tokens, multiline=args.multiline)
+        settings = replace(settings, maxTokens=args.max_tokens)
     if args.jsonl:
         out = open(args.out, "w") if args.out else sys.stdout
         for i, line in enumerate(open(args.jsonl)):

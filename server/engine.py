@@ -14,7 +14,7 @@ from .cache import TypingCache
 from .context import build_context
 from .filter import Decision, Filter, NoFilter, decide
 from .options import Options
-from .postprocess import confident_lines, decide_multiline, early_stop, postprocess
+from .postprocess import confident_lines, decide_multiline, early_stop, finish
 from .runtime import Generation
 from .settings import Settings
 from .templates import FimTemplate
@@ -150,9 +150,7 @@ class Engine:
                                                                   req.language) or (
                 multiline and confident_lines(text, line_logprobs, opts.block_min_prob) != text))
         t_gen = time.perf_counter()
-        raw = confident_lines(gen.text, gen.line_logprobs, opts.block_min_prob) if multiline else gen.text
-        text = postprocess(raw, prefix, suffix, multiline, opts, req.language,
-                           truncated=gen.stop_reason == "length" and raw == gen.text)
+        text = finish(gen.text, gen.line_logprobs, gen.stop_reason, prefix, suffix, multiline, opts, req.language)
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
         result.line_logprobs, result.stop_reason = gen.line_logprobs, gen.stop_reason

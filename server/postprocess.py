@@ -75,15 +75,16 @@ def _block(text: str, prefix: str, suffix: str, options: Options) -> tuple[str, 
     suffix_next = _suffix_next(suffix) if options.stop_suffix_repeat else ""
     out: list[str] = []
     block_indent: int | None = None
+    fired = False
     for i, line in enumerate(lines):
-        if i == MAX_LINES:
-            return "\n".join(out).rstrip(), True
         full = cur + line if i == 0 and line.strip() else line
-        if options.drop_chat and line.lstrip().startswith(CHAT_FENCE):
-            return "\n".join(out).rstrip(), True
+        if i == MAX_LINES or (options.drop_chat and line.lstrip().startswith(CHAT_FENCE)):
+            fired = True
+            break
         if not full.strip():
             if block_indent is not None and options.stop_blank_line:
-                return "\n".join(out).rstrip(), True  # blank line after content ends the suggestion
+                fired = True  # blank line after content ends the suggestion
+                break
             out.append(line)
             continue
         if block_indent is None:
@@ -91,13 +92,15 @@ def _block(text: str, prefix: str, suffix: str, options: Options) -> tuple[str, 
             out.append(line)
             continue
         if suffix_next and line.strip() == suffix_next:
-            return "\n".join(out).rstrip(), True  # the model started repeating the suffix
+            fired = True  # the model started repeating the suffix
+            break
         if options.stop_dedent and _indent(full) < block_indent:
             if line.strip() and all(c in ")]}; " for c in line.strip()):
                 out.append(line)  # a closer for a block it opened, which the suffix does not supply
-            return "\n".join(out).rstrip(), True
+            fired = True
+            break
         out.append(line)
-    return "\n".join(out).rstrip(), False
+    return "\n".join(out).rstrip(), fired
 
 
 def trim_block(text: str, prefix: str, suffix: str, options: Options = Options()) -> str:
@@ -192,25 +195,28 @@ def _insertion(lines: list[str], prefix: str, suffix: str, options: Options) -> 
     return out, False
 
 
+def _inserted(lines: list[str], prefix: str) -> str:
+    """Lines inserted above existing code: they end in a newline and the existing line's indentation."""
+    return "\n".join(lines).rstrip() + "\n" + prefix.rsplit("\n", 1)[-1]
+
+
 def insert_lines(text: str, prefix: str, suffix: str, language: str, options: Options) -> str:
     """At the start of a line that has code: whole new lines above it, ending in a newline and the line's
     indentation so the existing code stays where it was, or nothing. One line when it parses on its own;
     else the fewest lines that complete the statement it opens (an `if` and its body, a call over several
     lines). Never a line that repeats the existing one, never one that breaks a file that parses."""
-    indent = prefix.rsplit("\n", 1)[-1]
     lines, _ = _insertion(text.split("\n"), prefix, suffix, options)
     if not lines or not lines[0].strip():
         return ""
     if not options.syntax_check:
-        return lines[0].rstrip() + "\n" + indent
+        return _inserted(lines[:1], prefix)
     for k in range(1, len(lines) + 1):
-        block = "\n".join(lines[:k]).rstrip() + "\n" + indent
-        ok = parses(language, prefix + block + suffix)
+        ok = parses(language, prefix + _inserted(lines[:k], prefix) + suffix)
         if ok is None:  # no grammar: the first line, as the other editor states do
-            return lines[0].rstrip() + "\n" + indent
+            return _inserted(lines[:1], prefix)
         if ok:
-            return block
-    return "" if parses(language, prefix + suffix) else lines[0].rstrip() + "\n" + indent
+            return _inserted(lines[:k], prefix)
+    return "" if parses(language, prefix + suffix) else _inserted(lines[:1], prefix)
 
 
 def postprocess(text: str, prefix: str, suffix: str, multiline: bool, options: Options = Options(),
@@ -239,6 +245,15 @@ def postprocess(text: str, prefix: str, suffix: str, multiline: bool, options: O
     return text if text.strip() else ""
 
 
+def finish(raw: str, line_logprobs: list[float], stop_reason: str, prefix: str, suffix: str,
+           multiline: bool, options: Options, language: str) -> str:
+    """What is shown for one generation: a block keeps only its confident lines, then postprocess (the
+    engine and the benchmark's replays both call this, so a replay is what the server would show)."""
+    text = confident_lines(raw, line_logprobs, options.block_min_prob) if multiline else raw
+    return postprocess(text, prefix, suffix, multiline, options, language,
+                       truncated=stop_reason == "length" and text == raw)
+
+
 def early_stop(text: str, prefix: str, suffix: str, multiline: bool, options: Options = Options(),
                language: str = "") -> bool:
     """Run between tokens: has the output already passed the point where postprocess would cut it?"""
@@ -251,8 +266,8 @@ def early_stop(text: str, prefix: str, suffix: str, multiline: bool, options: Op
         lines, ended = _insertion(whole, prefix, suffix, options)
         if ended or not options.syntax_check or not lines or not lines[0].strip():
             return True
-        return parses(language, prefix + "\n".join(lines).rstrip() + "\n" + prefix.rsplit("\n", 1)[-1] + suffix) \
-            is not False  # the statement is complete (or there is no grammar to say): stop here
+        # the statement is complete (or there is no grammar to say): stop here
+        return parses(language, prefix + _inserted(lines, prefix) + suffix) is not False
     if not multiline:
         return "\n" in text
     complete = text[:text.rfind("\n") + 1]  # judge whole lines only: a partial one may still indent

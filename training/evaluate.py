@@ -32,11 +32,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from server.editor_state import editor_state
+from server.editor_state import EditorState, editor_state
 from server.engine import Engine, Request
 from server.lsp import load_runtime
 from server.options import Options
-from server.postprocess import confident_lines, decide_multiline, postprocess
+from server.postprocess import decide_multiline, finish
 from server.settings import Settings
 from training.corpus import split_dir
 from server.syntax import parses
@@ -120,7 +120,7 @@ def run_raw(engine: Engine, task: Task) -> dict:
     gen = rt.generate(raw_prompt(rt, task, MAX_TOKENS), max_tokens=MAX_TOKENS, should_stop=lambda t, _: "\n" in t,
                       chunk=RAW_BATCH)
     text = gen.text.split("\n", 1)[0].rstrip()
-    if editor_state(task.prefix, task.suffix).value == "line_start" and text.strip():
+    if editor_state(task.prefix, task.suffix) is EditorState.LINE_START and text.strip():
         text += "\n" + task.prefix.rsplit("\n", 1)[-1]
     return {"text": text, "ms": (time.perf_counter() - t0) * 1000, "tokens": gen.n_prompt}
 
@@ -159,11 +159,8 @@ REPLAYABLE = {
 def replay(task: Task, shipped: dict, opts: Options) -> dict:
     """The pipeline's answer under `opts`, from the shipped pipeline's raw generation (REPLAYABLE only)."""
     multiline = shipped["multiline"] and decide_multiline(task.prefix, task.suffix, "auto", opts)
-    raw = shipped["raw"]
-    if multiline:
-        raw = confident_lines(raw, shipped["line_logprobs"], opts.block_min_prob)
-    text = postprocess(raw, task.prefix, task.suffix, multiline, opts, task.language,
-                       truncated=shipped["stop_reason"] == "length" and raw == shipped["raw"])
+    text = finish(shipped["raw"], shipped["line_logprobs"], shipped["stop_reason"], task.prefix, task.suffix,
+                  multiline, opts, task.language)
     return {"text": text, "ms": shipped["ms"], "tokens": shipped["tokens"], "replayed": True}
 
 
@@ -230,10 +227,12 @@ def build_summary(rows: list[dict], systems: list[str]) -> dict:
 
 
 # --- report ---------------------------------------------------------------------------------------
-def _ci(c: dict) -> str:
+def _ci(c: dict, bold: str = "") -> str:
+    """Δ [lo, hi]; `bold` ("**") marks the Δ when the interval excludes zero (markdown)."""
     if c.get("diff") is None:
         return "-"
-    return f"{c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]"
+    b = bold if c["lo"] > 0 or c["hi"] < 0 else ""
+    return f"{b}{c['diff']:+.3f}{b} [{c['lo']:+.3f}, {c['hi']:+.3f}]"
 
 
 def table(summary: dict) -> str:
@@ -254,13 +253,6 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _md_ci(c: dict) -> str:
-    if c.get("diff") is None:
-        return "–"
-    sig = "**" if c["lo"] > 0 or c["hi"] < 0 else ""
-    return f"{sig}{c['diff']:+.3f}{sig} [{c['lo']:+.3f}, {c['hi']:+.3f}]"
-
-
 def markdown(summary: dict) -> str:
     """Two tables for docs/benchmarks.md: pipeline vs raw per group, and every ablation vs the pipeline.
     Bold: the 95% interval excludes zero."""
@@ -271,8 +263,8 @@ def markdown(summary: dict) -> str:
         r, p, c = g.get("raw"), g.get("pipeline"), g.get("pipeline_vs_raw")
         if not (r and p and c):
             continue
-        out.append(f"| {name} | {p['n']} | {r['exact']:.3f} / {p['exact']:.3f} | {_md_ci(c['exact'])} | "
-                   f"{r['es']:.3f} / {p['es']:.3f} | {_md_ci(c['es'])} | {r['first_line']:.3f} / "
+        out.append(f"| {name} | {p['n']} | {r['exact']:.3f} / {p['exact']:.3f} | {_ci(c['exact'], '**')} | "
+                   f"{r['es']:.3f} / {p['es']:.3f} | {_ci(c['es'], '**')} | {r['first_line']:.3f} / "
                    f"{p['first_line']:.3f} | {r['parses']:.3f} / {p['parses']:.3f} | "
                    f"{r['latency_ms']['p50']:.0f} / {r['latency_ms']['p90']:.0f} | "
                    f"{p['latency_ms']['p50']:.0f} / {p['latency_ms']['p90']:.0f} | "
@@ -285,8 +277,8 @@ def markdown(summary: dict) -> str:
                 f"{b['parses']:.3f} | {b['latency_ms']['p50']:.0f} |",
                 f"| pipeline | {p['n']} | {p['exact']:.3f} | {p['es']:.3f} | {p['parses']:.3f} | "
                 f"{p['latency_ms']['p50']:.0f} |",
-                f"| Δ pipeline − raw to end-of-text | | {_md_ci(c['exact'])} | {_md_ci(c['es'])} | "
-                f"{_md_ci(c['parses'])} | |"]
+                f"| Δ pipeline − raw to end-of-text | | {_ci(c['exact'], '**')} | {_ci(c['es'], '**')} | "
+                f"{_ci(c['parses'], '**')} | |"]
     ablations = sorted({k for g in summary.values() for k in g if k.endswith("_vs_pipeline")})
     if ablations:
         out += ["", "| switch (vs shipped) | group | n | Δ exact | Δ ES | Δ parses | P50 ms switch / shipped |",
@@ -299,8 +291,8 @@ def markdown(summary: dict) -> str:
                 c, a, p = g[key], g[system], g["pipeline"]
                 if c["exact"]["n"] == 0:
                     continue
-                out.append(f"| `{system[len('ablate:'):]}` | {name} | {c['exact']['n']} | {_md_ci(c['exact'])} | "
-                           f"{_md_ci(c['es'])} | {_md_ci(c['parses'])} | {a['latency_ms']['p50']:.0f} / "
+                out.append(f"| `{system[len('ablate:'):]}` | {name} | {c['exact']['n']} | {_ci(c['exact'], '**')} | "
+                           f"{_ci(c['es'], '**')} | {_ci(c['parses'], '**')} | {a['latency_ms']['p50']:.0f} / "
                            f"{p['latency_ms']['p50']:.0f} |")
     return "\n".join(out) + "\n"
 

@@ -79,16 +79,17 @@ def list_files(roots: list[Path], suffix: str) -> list[Path]:
     return out
 
 
-def module_name(path: Path) -> str | None:
-    for root in python_roots():
+def module_name(path: Path, roots: list[Path] | None = None) -> str | None:
+    """The importable name of a Python file under one of `roots` (default: this interpreter's)."""
+    for root in roots if roots is not None else python_roots():
         try:
             rel = path.relative_to(root)
         except ValueError:
             continue
         parts = list(rel.with_suffix("").parts)
-        if parts[-1] == "__init__":
+        if parts and parts[-1] == "__init__":
             parts = parts[:-1]
-        if all(p.isidentifier() for p in parts):
+        if parts and all(p.isidentifier() for p in parts):
             return ".".join(parts)
     return None
 
@@ -239,16 +240,6 @@ def _doctest_functions(tree: ast.AST) -> list[ast.FunctionDef]:
     return out
 
 
-def _module_for(path: Path, base: Path | None) -> str | None:
-    """The importable name of a corpus copy (corpus/<split>/python/<path under its root>)."""
-    if base is None or not path.is_relative_to(base):
-        return module_name(path)
-    parts = list(path.relative_to(base).with_suffix("").parts)
-    if parts and parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts) if parts and all(p.isidentifier() for p in parts) else None
-
-
 def make_tasks(language: str, files: list[Path], n: int, seed: int, base: Path | None = None,
                kinds: tuple[str, ...] = KINDS) -> list[Task]:
     """n tasks, the kinds in turn, one task per file per pass over the (seeded, shuffled) files."""
@@ -284,7 +275,8 @@ def make_tasks(language: str, files: list[Path], n: int, seed: int, base: Path |
                 continue
             used.add(key)
             shown = str(path.relative_to(base)) if base and path.is_relative_to(base) else path.name
-            module = _module_for(path, base) if doctest_name else None
+            # a corpus copy (corpus/<split>/python/<path under its root>) is named from its base
+            module = module_name(path, [base, *python_roots()] if base else None) if doctest_name else None
             tasks.append(Task(f"{language}-{len(tasks):04d}", kind, language, shown, text[:start], text[end:],
                               middle, doctest_name if module else None, module))
         if len(tasks) == before:
