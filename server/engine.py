@@ -14,7 +14,7 @@ from .cache import TypingCache
 from .context import build_context
 from .filter import Decision, Filter, NoFilter, decide
 from .options import Options
-from .postprocess import confident_lines, decide_multiline, early_stop, finish
+from .postprocess import confident_lines, decide_multiline, early_stop, finish, repeated_first_line
 from .runtime import Generation
 from .settings import Settings
 from .templates import FimTemplate
@@ -30,7 +30,8 @@ class Runtime(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None, chunk: int) -> Generation:
+    def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None, chunk: int,
+                 forced=()) -> Generation:
         """Greedy; `should_stop(text, line_logprobs)` is asked after every token."""
 
 
@@ -75,6 +76,7 @@ class Result:
     prompt_files: tuple[str, ...] = ()  # the file names the prompt carries: snippets', then this file's
     line_logprobs: list[float] = field(default_factory=list)  # of `raw`: the model's confidence per line
     stop_reason: str = ""  # why generation ended: eos | stop | length
+    branched: bool = False  # the first line repeated existing code; `raw` is the model's runner-up there
 
 
 def new_id() -> str:
@@ -144,18 +146,27 @@ class Engine:
         result.prompt_files = tuple(s.path for s in ctx.snippets) + ((ctx.path,) if ctx.path else ())
         multiline = decide_multiline(prefix, suffix, settings.multiline, opts)
         t_ctx = time.perf_counter()
-        gen = self.runtime.generate(
-            prompt, max_tokens=settings.maxTokens, cancel=cancel, chunk=opts.prompt_chunk,
-            should_stop=lambda text, line_logprobs=(): early_stop(text, prefix, suffix, multiline, opts,
-                                                                  req.language) or (
-                multiline and confident_lines(text, line_logprobs, opts.block_min_prob) != text))
+
+        def should_stop(text: str, line_logprobs=()) -> bool:
+            return early_stop(text, prefix, suffix, multiline, opts, req.language) or (
+                multiline and confident_lines(text, line_logprobs, opts.block_min_prob) != text)
+
+        def generate(forced=()) -> Generation:
+            return self.runtime.generate(prompt, max_tokens=settings.maxTokens, cancel=cancel,
+                                         chunk=opts.prompt_chunk, should_stop=should_stop, forced=forced)
+        gen = first = generate()
+        repeat = repeated_first_line(gen.text, prefix, suffix) if opts.avoid_repeat else 0
+        forced = gen.branch_in(repeat) if repeat else None
+        if forced:
+            gen = generate(forced)
+            gen.prompt_ms, gen.generate_ms = first.prompt_ms, first.generate_ms + gen.prompt_ms + gen.generate_ms
         t_gen = time.perf_counter()
         text = finish(gen.text, gen.line_logprobs, gen.stop_reason, prefix, suffix, multiline, opts, req.language)
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
-        result.line_logprobs, result.stop_reason = gen.line_logprobs, gen.stop_reason
+        result.line_logprobs, result.stop_reason, result.branched = gen.line_logprobs, gen.stop_reason, bool(forced)
         result.reason = None if text else "empty"
-        result.prompt_tokens, result.reused_tokens = gen.n_prompt, gen.n_reused
+        result.prompt_tokens, result.reused_tokens = first.n_prompt, first.n_reused
         result.timings = {
             "filter_ms": (t_filter - t0) * 1000, "context_ms": (t_ctx - t_filter) * 1000,
             "prompt_ms": gen.prompt_ms, "generate_ms": gen.generate_ms,

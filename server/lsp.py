@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -15,8 +16,10 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import JsonRPCNotification
+from pygls.protocol.language_server import lsp_method
 
 from . import __version__
+from .document import Document, PositionError
 from .engine import Engine, InputError, Request
 from .models import ModelError, resolve
 from .runtime import Cancelled, LlamaRuntime
@@ -31,6 +34,7 @@ OUTCOME = "ghostline/outcome"
 STATUS = "ghostline/status"
 STATS = "ghostline/stats"
 MAX_SNIPPET_DOCS = 20
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class GhostlineProtocol(LanguageServerProtocol):
@@ -50,11 +54,44 @@ class GhostlineProtocol(LanguageServerProtocol):
             self._server.window_log_message(types.LogMessageParams(types.MessageType.Error, detail))
             return JsonRPCNotification(method="$/ghostline/invalid", jsonrpc="2.0", params=None)
 
+    # Open documents live in server.documents (server/document.py: LSP's line model), not pygls's workspace,
+    # whose TextDocument splits lines where LSP does not and re-splits the whole text on every request.
+    def _user_handler(self, method: str, params: Any):
+        if (handler := self.fm.features.get(method)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        d = params.text_document
+        self._server.documents[d.uri] = Document(d.uri, d.text, d.language_id or "", d.version)
+        yield from self._user_handler(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        doc = self._server.documents.get(params.text_document.uri)
+        if doc is None:
+            log.warning("didChange for %s, which is not open", params.text_document.uri)
+            return
+        for change in params.content_changes:
+            rng = getattr(change, "range", None)
+            if rng is None:
+                doc.apply(change.text)
+            else:
+                doc.apply(change.text, (rng.start.line, rng.start.character), (rng.end.line, rng.end.character))
+        doc.version = params.text_document.version
+        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
+        self._server.documents.pop(params.text_document.uri, None)
+        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
 
 class GhostlineServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("ghostline", __version__, protocol_cls=GhostlineProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.documents: dict[str, Document] = {}  # uri as the client sent it -> open document
         self.session = Session(notify=self._notify, document_text=self._document_text)
         self.scheduler = LatestWins()
         self.recent: OrderedDict[str, float] = OrderedDict()  # uri -> last edit, for snippets
@@ -88,15 +125,9 @@ class GhostlineServer(LanguageServer):
         except Exception:  # the client went away mid-notification; nothing to tell
             log.debug("notify failed", exc_info=True)
 
-    def document(self, uri: str):
-        """The open document, or None. pygls keys documents by the percent-decoded URI, while clients
-        send encoded ones (`%40scope` in node_modules paths); its get_text_document would read unopened
-        files from disk instead."""
-        return self.workspace.text_documents.get(unquote(uri))
-
     def _document_text(self, uri: str) -> str | None:
-        doc = self.document(uri)
-        return doc.source if doc is not None else None
+        doc = self.documents.get(uri)
+        return doc.text if doc is not None else None
 
     def warn_once(self, key: str, text: str) -> None:
         log.warning("%s", text)
@@ -105,23 +136,19 @@ class GhostlineServer(LanguageServer):
             self._notify("message", {"level": "warning", "text": f"Ghostline: {text}"})
 
     def request_for(self, uri: str, position: types.Position) -> Request:
-        doc = self.document(uri)
+        doc = self.documents.get(uri)
         if doc is None:
             raise InputError(f"unknown document {uri} (not opened with didOpen)")
-        lines = doc.lines
-        if position.line < 0 or position.line > len(lines) or position.character < 0:
-            raise InputError(f"position {position.line}:{position.character} is outside {uri} "
-                             f"({len(lines)} lines)")
-        text = lines[position.line].rstrip("\r\n") if position.line < len(lines) else ""
-        if position.character > len(text.encode("utf-16-le")) // 2:
-            raise InputError(f"position {position.line}:{position.character} is past the end of the line "
-                             f"({len(text)} characters)")
-        others = tuple((path, d.source) for u in reversed(self.recent)
-                       if u != uri and (d := self.document(u)) is not None
+        try:
+            offset = doc.offset_at(position.line, position.character)
+        except PositionError as e:
+            raise InputError(f"{e} in {uri}") from None
+        others = tuple((path, model_text(d.text)) for u in reversed(self.recent)
+                       if u != uri and (d := self.documents.get(u)) is not None
                        and d.language_id == doc.language_id and (path := _path_of(u)))[:MAX_SNIPPET_DOCS]
         path = _path_of(uri)
-        return Request(uri, doc.source, doc.offset_at_position(position), doc.language_id or "",
-                       path=path, root=self.root_of(path), others=others)
+        return Request(uri, model_text(doc.text), offset, doc.language_id, path=path, root=self.root_of(path),
+                       others=others)
 
     def root_of(self, path: str | None) -> str | None:
         """The innermost workspace folder holding `path` (prompts name files relative to it)."""
@@ -174,6 +201,12 @@ class GhostlineServer(LanguageServer):
             self.warn_once(f"input:{uri}", str(e))
             return None
         return (result, req) if result is not None else None
+
+
+def model_text(text: str) -> str:
+    """The text as the model may see it: a lone UTF-16 surrogate (VS Code can send one; it cannot be
+    encoded) becomes U+FFFD, one character for one, so offsets stay put."""
+    return LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _path_of(uri: str) -> str | None:

@@ -36,6 +36,9 @@ class Options:
     # (greedy decoding's own confidence); 0 keeps every line the other rules keep.
     block_min_prob: float = 0.5  # chosen on the validation split (docs/benchmarks.md)
     syntax_check: bool = True  # tree-sitter: a block ends where the file parses; a line must parse
+    # A first line that repeats the code at or after the cursor is replaced by the model's runner-up at the
+    # token it was least sure of on that line (one extra branch of a few tokens; the prompt stays cached).
+    avoid_repeat: bool = True
     stop_blank_line: bool = False  # a blank line after content ends a block
     stop_dedent: bool = True  # a line indented less than the block's first line ends it
     stop_suffix_repeat: bool = True  # a line that repeats the next line of the suffix ends it

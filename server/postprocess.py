@@ -67,6 +67,26 @@ def _suffix_next(suffix: str) -> str:
     return nxt
 
 
+def repeated_first_line(text: str, prefix: str, suffix: str) -> int:
+    """A first line that only repeats code already there (the line the cursor starts, or on an empty line
+    the next one) is no suggestion. Returns where that line ends in `text` (0 when the line is new), so the
+    engine can ask the model for its runner-up there."""
+    state = editor_state(prefix, suffix)
+    if state is EditorState.LINE_START:
+        there = suffix.split("\n", 1)[0].strip()
+    elif state is EditorState.EMPTY_LINE:
+        there = _suffix_next(suffix)
+    else:
+        return 0
+    end = 0
+    for line in text.split("\n"):
+        end += len(line)
+        if line.strip():
+            return end if line.strip() == there else 0
+        end += 1
+    return 0
+
+
 def _block(text: str, prefix: str, suffix: str, options: Options) -> tuple[str, bool]:
     """Multi-line: stop at a dedent past the block, at a line the suffix repeats, at chat formatting and
     (when switched on) at a blank line after content. Returns the kept text and whether a rule fired."""

@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from .models import ModelError, ResolvedModel
 from .options import Options
@@ -33,6 +33,22 @@ class Generation:
     # The lowest token log-probability on each line of `text` (a token counts for the line its last
     # character is on, so the newline that starts a line counts for that line).
     line_logprobs: list[float] = field(default_factory=list)
+    # Per generated token: (id, log-probability, text piece, runner-up id, runner-up log-probability).
+    steps: list[tuple[int, float, str, int, float]] = field(default_factory=list)
+
+    def branch_in(self, chars: int) -> list[tuple[int, float]] | None:
+        """The tokens of a generation that leaves `text[:chars]` where the model was least sure of it: the
+        tokens up to its least certain non-blank one there, then that step's runner-up (None if none)."""
+        at, best, pos = None, 0.0, 0
+        for i, (_, logprob, piece, alt, _) in enumerate(self.steps):
+            if pos >= chars:
+                break
+            pos += len(piece)
+            if piece.strip() and alt >= 0 and (at is None or logprob < best):
+                at, best = i, logprob
+        if at is None:
+            return None
+        return [(tok, lp) for tok, lp, *_ in self.steps[:at]] + [(self.steps[at][3], self.steps[at][4])]
 
 
 class LlamaRuntime:
@@ -61,11 +77,14 @@ class LlamaRuntime:
         self.load_ms = (time.perf_counter() - t0) * 1000
         self.n_vocab = self.llm.n_vocab()
 
-        def greedy() -> tuple[int, float]:
-            """The most likely next token after what was evaluated last, and its log-probability."""
+        def greedy() -> tuple[int, float, int, float]:
+            """The two most likely next tokens after what was evaluated last, with their log-probabilities."""
             logits = np.ctypeslib.as_array(llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
-            tok = int(logits.argmax())
-            return tok, -float(np.log(np.exp(logits - logits[tok]).sum()))
+            second, first = (int(i) for i in np.argpartition(logits, -2)[-2:])
+            if logits[second] > logits[first]:
+                first, second = second, first
+            norm = float(np.log(np.exp(logits - logits[first]).sum()))
+            return first, -norm, second, float(logits[second] - logits[first]) - norm
         self._greedy = greedy
         self.stop_ids = {self.llm.token_eos()}
         for s in self.template.stops:
@@ -87,12 +106,17 @@ class LlamaRuntime:
         self.llm.reset()
 
     def generate(self, prompt: str, *, max_tokens: int, should_stop: Callable[[str, list[float]], bool],
-                 cancel: threading.Event | None = None, chunk: int = PROMPT_CHUNK) -> Generation:
+                 cancel: threading.Event | None = None, chunk: int = PROMPT_CHUNK,
+                 forced: Sequence[tuple[int, float]] = ()) -> Generation:
+        """Greedy decoding after `prompt`; the output starts with the `forced` (token, log-probability)
+        pairs (a branch of an earlier generation, see Generation.branch_in), then continues greedily."""
         llm = self.llm
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        n_prompt = len(tokens)
+        tokens += [tok for tok, _ in forced]
         if len(tokens) + 1 > self.n_ctx:
             raise ValueError(f"prompt of {len(tokens)} tokens does not fit n_ctx={self.n_ctx}")
-        max_tokens = min(max_tokens, self.n_ctx - len(tokens))
+        max_tokens = min(max_tokens, self.n_ctx - n_prompt)
         cancel = cancel or threading.Event()
         t0 = time.perf_counter()
         # Evaluate the new part of the prompt in small chunks so a newer request can cancel it.
@@ -112,24 +136,32 @@ class LlamaRuntime:
         # tokens as llama.cpp's top-1 sampler, plus each token's log-probability for free.
         out = bytearray()
         line_logprobs = [0.0]  # per output line: the lowest token log-probability on it
-        reason = "length"
-        n = 0
-        while n < max_tokens:
-            if cancel.is_set():
-                raise Cancelled()
-            tok, logprob = self._greedy()
-            if tok in self.stop_ids:
-                reason = "eos"
-                break
+        steps: list[tuple[int, float, str, int, float]] = []
+
+        def take(tok: int, logprob: float, alt: int, alt_logprob: float) -> None:
             piece = llm.detokenize([tok])
             line_logprobs.extend([0.0] * piece.count(b"\n"))
             line_logprobs[-1] = min(line_logprobs[-1], logprob)
-            out += piece
+            out.extend(piece)
+            steps.append((tok, logprob, piece.decode("utf-8", errors="ignore"), alt, alt_logprob))
+
+        for tok, logprob in forced:  # already evaluated as part of the prompt
+            take(tok, logprob, -1, float("-inf"))
+        reason = "length"
+        n = 0
+        while n < max_tokens - len(forced):
+            if cancel.is_set():
+                raise Cancelled()
+            tok, logprob, alt, alt_logprob = self._greedy()
+            if tok in self.stop_ids:
+                reason = "eos"
+                break
+            take(tok, logprob, alt, alt_logprob)
             n += 1
             if should_stop(out.decode("utf-8", errors="ignore"), line_logprobs):
                 reason = "stop"
                 break
             llm.eval([tok])
         t2 = time.perf_counter()
-        return Generation(out.decode("utf-8", errors="replace"), len(tokens), reused, n,
-                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprobs)
+        return Generation(out.decode("utf-8", errors="replace"), n_prompt, min(reused, n_prompt), n,
+                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprobs, steps)

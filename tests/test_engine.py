@@ -22,7 +22,7 @@ class ScriptedRuntime:
     def count_tokens(self, text: str) -> int:
         return len(text) // 4 + 1
 
-    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64):
+    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64, forced=()):
         self.prompts.append(prompt)
         text = ""
         for ch in self.output:
@@ -92,3 +92,39 @@ def test_features_are_fixed_order_and_complete():
     f = extract("def f():\n    x.", "\n", "python", History(True, 2.0))
     assert f["lang=python"] == 1.0 and f["last_char=."] == 1.0 and f["last_accepted"] == 1.0
     assert len(vectorize(f)) == len(FEATURE_NAMES) == len(f)
+
+
+def test_branch_in_picks_the_least_certain_token_of_the_line():
+    steps = [(1, -0.1, "self", 11, -3.0), (2, -2.0, ".token", 12, -2.2), (3, -0.3, "stack", 13, -1.5),
+             (4, -5.0, " ", 14, -5.1), (5, -4.0, "\n", 15, -4.1)]
+    gen = Generation("self.tokenstack \n", 10, 0, 5, 1.0, 1.0, "stop", [-2.0, 0.0], steps)
+    assert gen.branch_in(len("self.tokenstack")) == [(1, -0.1), (12, -2.2)]  # blank pieces never branch
+    assert gen.branch_in(len("self")) == [(11, -3.0)]
+    assert Generation("x", 1, 0, 1, 1.0, 1.0, "stop", [0.0], [(1, -1.0, "x", -1, float("-inf"))]).branch_in(1) is None
+
+
+class BranchingRuntime(ScriptedRuntime):
+    """First answer repeats the line below; a branch answers with `alternative`."""
+
+    def __init__(self, output: str, alternative: str):
+        super().__init__(output)
+        self.alternative = alternative
+        self.forced: list = []
+
+    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64, forced=()):
+        self.forced.append(list(forced))
+        text = self.alternative if forced else self.output
+        steps = [(i, -1.0 - (i == 1), ch, 100 + i, -3.0) for i, ch in enumerate(text)]
+        return Generation(text, 10, 0, len(text), 1.0, 1.0, "stop", [-2.0] * (text.count("\n") + 1), steps)
+
+
+def test_a_first_line_that_repeats_the_code_below_is_replaced_by_the_runner_up():
+    doc = "class A:\n    |aliases = ['zone']\n"
+    rt = BranchingRuntime("aliases = ['zone']\n", "name = 'Zone'\n")
+    r = Engine(rt).complete(req(doc))
+    assert r.text == "name = 'Zone'\n    " and r.branched and rt.forced[1] == [(0, -1.0), (101, -3.0)]
+    rt = BranchingRuntime("aliases = ['zone']\n", "name = 'Zone'\n")
+    r = Engine(rt, options=Options(avoid_repeat=False)).complete(req(doc))
+    assert r.text == "" and not r.branched and len(rt.forced) == 1
+    rt = BranchingRuntime("x = 1\n", "unused\n")  # a new line: no branch
+    assert Engine(rt).complete(req("def f():\n    |\n    return x\n")).text == "x = 1" and len(rt.forced) == 1

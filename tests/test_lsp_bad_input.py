@@ -9,7 +9,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from lsp_helpers import inline, open_doc, ready, start, stats
+from lsp_helpers import inline, insert, open_doc, ready, start, stats
 
 SERVER = [sys.executable, "-m", "server"]
 
@@ -171,3 +171,20 @@ def test_malformed_messages_get_an_error_not_silence():
         assert "requests" in c.response(2)["result"]  # still serving
     finally:
         c.close()
+
+
+@pytest.mark.model
+async def test_only_lsp_line_breaks_count_and_lone_surrogates_are_served(client: LanguageClient, tmp_path):
+    """\\f, \\v, \\x85, \\u2028 ... are not line breaks in LSP: positions after them are valid and edits land
+    where the client put them; a lone surrogate (VS Code can send one) does not break completion."""
+    uri = (tmp_path / "odd.py").as_uri()
+    open_doc(client, uri, "s = 'a\u2028b\x85c\fd'\ndef add(a, b):\n    return a + b\n", "python")
+    await inline(client, uri, 2, 16)  # the end of `    return a + b`
+    insert(client, uri, 2, 2, 16, "  # sum")
+    await inline(client, uri, 2, 23)
+    assert "past the end" not in messages(client) and "outside" not in messages(client)
+    uri2 = (tmp_path / "surrogate.py").as_uri()
+    open_doc(client, uri2, "s = '\ud800'\ndef f():\n    ", "python")
+    result = await inline(client, uri2, 2, 4)
+    assert result is not None and "rror" not in messages(client)  # was: InternalError with a traceback
+    await still_serving(client)

@@ -164,3 +164,13 @@ def test_line_start_completes_the_statement_it_opens():
     assert early_stop("for x in xs:\n        print(x)\n", prefix, suffix, False, language="python")
     assert early_stop("total = 0\n", prefix, suffix, False, language="python")
     assert early_stop("return total\n", prefix, suffix, False, language="python")  # repeats the existing line
+
+
+def test_repeated_first_line_names_a_line_that_only_repeats_the_code_there():
+    from server.postprocess import repeated_first_line
+    assert repeated_first_line("aliases = ['z']\n", "class A:\n    ", "aliases = ['z']\n") == len("aliases = ['z']")
+    body = ("def f():\n    x = 1\n    ", "\n\n    return x\n")
+    assert repeated_first_line("    return x\n", *body) == len("    return x")
+    assert repeated_first_line("\n    return x", *body) == len("\n    return x")
+    assert repeated_first_line("y = 2\n    return x", *body) == 0
+    assert repeated_first_line("x", "a = (", "x)\n") == 0  # mid-line: completing what is there is the point

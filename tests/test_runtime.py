@@ -43,3 +43,20 @@ def test_cold_runs_are_reproducible_and_reuse_is_counted(runtime):
     runtime.reset()
     c = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, _: False)
     assert a.text == c.text and a.n_reused == 0 and b.n_reused == b.n_prompt - 1
+
+
+def test_branch_takes_the_runner_up_where_least_sure_then_continues_greedily(runtime):
+    prompt = runtime.template.render(*PROMPTS[0])
+    runtime.reset()
+    a = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, _: False)
+    assert all(alt_lp <= lp for _, lp, _, _, alt_lp in a.steps)  # greedy: the runner-up never beats the pick
+    forced = a.branch_in(len(a.text))
+    k = len(forced) - 1
+    assert forced[:k] == [(tok, lp) for tok, lp, *_ in a.steps[:k]]
+    assert forced[k] == (a.steps[k][3], a.steps[k][4]) and forced[k][0] != a.steps[k][0]
+    assert a.steps[k][1] == min(lp for _, lp, piece, *_ in a.steps if piece.strip())
+    b = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, _: False, forced=forced)  # warm
+    runtime.reset()
+    c = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, _: False, forced=forced)  # cold
+    assert b.text == c.text and b.n_reused == b.n_prompt and c.n_reused == 0
+    assert [tok for tok, *_ in c.steps[:k + 1]] == [tok for tok, _ in forced] and c.text != a.text

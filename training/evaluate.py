@@ -1,6 +1,6 @@
 """FIM benchmark: the server's pipeline vs raw FIM calls, in the same run, on code from this machine.
 
-    python -m training.evaluate                      # full: 300 Python, 200 JavaScript, up to 100 TypeScript
+    python -m training.evaluate                      # full: 350 Python, 250 JavaScript, up to 100 TypeScript
     python -m training.evaluate --quick              # ~100 tasks, for iteration
     python -m training.evaluate --ablate path_header=none --ablate block=false   # extra pipeline variants
 
@@ -45,7 +45,7 @@ from training.metrics import percentiles
 
 # --- config -------------------------------------------------------------------------------------
 SEED = 7
-N = {"python": 300, "javascript": 200, "typescript": 100}  # TypeScript: what the split holds
+N = {"python": 350, "javascript": 250, "typescript": 100}  # TypeScript: what the split holds (12 tasks today)
 QUICK = {"python": 50, "javascript": 35, "typescript": 15}
 SUFFIXES = {"python": ".py", "javascript": ".js", "typescript": ".ts"}
 MAX_TOKENS = Settings().maxTokens  # the server's default
@@ -97,7 +97,8 @@ def run_pipeline(engine: Engine, task: Task, others: tuple[tuple[str, str], ...]
     ms = (time.perf_counter() - t0) * 1000
     return {"text": r.text, "ms": ms, "tokens": r.prompt_tokens - r.reused_tokens,
             "timings": {k: round(v, 1) for k, v in r.timings.items()}, "raw": r.raw, "multiline": r.multiline,
-            "line_logprobs": [round(x, 3) for x in r.line_logprobs], "stop_reason": r.stop_reason}
+            "line_logprobs": [round(x, 3) for x in r.line_logprobs], "stop_reason": r.stop_reason,
+            "branched": r.branched}
 
 
 def raw_prompt(rt, task: Task, max_tokens: int) -> str:
@@ -111,38 +112,44 @@ def raw_prompt(rt, task: Task, max_tokens: int) -> str:
         pre, suf = pre * 2 // 3, suf * 2 // 3
 
 
-def run_raw(engine: Engine, task: Task) -> dict:
+def cut_at_suffix_repeat(text: str, suffix: str) -> tuple[str, bool]:
+    """The text up to the first line after its first that repeats the suffix's next line, and whether
+    there was one (then generating further cannot change the answer)."""
+    nxt = next((ln.strip() for ln in suffix.split("\n") if ln.strip()), None)
+    lines = text.split("\n")
+    for i, line in enumerate(lines[1:-1], 1):  # whole lines only: the last one may still grow
+        if nxt is not None and line.strip() == nxt:
+            return "\n".join(lines[:i]).rstrip(), True
+    return text.rstrip(), False
+
+
+def run_raw(engine: Engine, task: Task) -> dict[str, dict]:
     """The raw call: first generated line. At the start of a line with code it inserts that line whole
-    (with its newline), as a raw FIM client pasting the middle would."""
+    (with its newline), as a raw FIM client pasting the middle would. On block tasks the same greedy
+    generation runs on to end-of-text for `raw_block` (cut where it repeats the suffix); its first line is
+    what the raw call alone would have returned, timed when that line ended."""
     rt = engine.runtime
     rt.reset()
+    block = task.kind == "block"
+    line_done: list[float] = []
+
+    def should_stop(text: str, _) -> bool:
+        if "\n" in text and not line_done:
+            line_done.append(time.perf_counter())
+        return bool(line_done) and (not block or cut_at_suffix_repeat(text, task.suffix)[1])
+
     t0 = time.perf_counter()
-    gen = rt.generate(raw_prompt(rt, task, MAX_TOKENS), max_tokens=MAX_TOKENS, should_stop=lambda t, _: "\n" in t,
-                      chunk=RAW_BATCH)
+    gen = rt.generate(raw_prompt(rt, task, RAW_BLOCK_TOKENS), max_tokens=RAW_BLOCK_TOKENS if block else MAX_TOKENS,
+                      should_stop=should_stop, chunk=RAW_BATCH)
+    t_end = time.perf_counter()
     text = gen.text.split("\n", 1)[0].rstrip()
     if editor_state(task.prefix, task.suffix) is EditorState.LINE_START and text.strip():
         text += "\n" + task.prefix.rsplit("\n", 1)[-1]
-    return {"text": text, "ms": (time.perf_counter() - t0) * 1000, "tokens": gen.n_prompt}
-
-
-def cut_at_suffix_repeat(text: str, suffix: str) -> str:
-    nxt = next((ln.strip() for ln in suffix.split("\n") if ln.strip()), None)
-    out = []
-    for i, line in enumerate(text.split("\n")):
-        if i > 0 and nxt is not None and line.strip() == nxt:
-            break
-        out.append(line)
-    return "\n".join(out).rstrip()
-
-
-def run_raw_block(engine: Engine, task: Task) -> dict:
-    rt = engine.runtime
-    rt.reset()
-    t0 = time.perf_counter()
-    gen = rt.generate(raw_prompt(rt, task, RAW_BLOCK_TOKENS), max_tokens=RAW_BLOCK_TOKENS,
-                      should_stop=lambda t, _: False, chunk=RAW_BATCH)
-    return {"text": cut_at_suffix_repeat(gen.text, task.suffix), "ms": (time.perf_counter() - t0) * 1000,
-            "tokens": gen.n_prompt}
+    out = {"raw": {"text": text, "ms": ((line_done or [t_end])[0] - t0) * 1000, "tokens": gen.n_prompt}}
+    if block:
+        out["raw_block"] = {"text": cut_at_suffix_repeat(gen.text + "\n", task.suffix)[0], "ms": (t_end - t0) * 1000,
+                            "tokens": gen.n_prompt}
+    return out
 
 
 # Switches whose effect can be computed from the shipped pipeline's own generation, because with them the
@@ -368,17 +375,18 @@ def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows
         for task in tqdm(tasks, desc="evaluating", file=sys.stderr):
             row = done.get(task.id, {"id": task.id, "kind": task.kind, "language": task.language,
                                      "path": task.path, "middle": task.middle, "model": runtime.model_id})
-            todo = {"raw": lambda: run_raw(engines["pipeline"], task)}
-            if task.kind == "block":
-                todo["raw_block"] = lambda: run_raw_block(engines["pipeline"], task)
+            raws = ["raw", "raw_block"] if task.kind == "block" else ["raw"]
             others = open_siblings(task, split_dir(split) / task.language)
-            for system, engine in engines.items():
-                todo[system] = lambda engine=engine: run_pipeline(engine, task, others)
-            fresh = [s for s in todo if s not in row]
+            todo = {system: lambda engine=engine: run_pipeline(engine, task, others)
+                    for system, engine in engines.items()}
+            fresh = [s for s in [*raws, *todo] if s not in row]
+            if set(raws) & set(fresh):
+                row.update({s: score(task, out) for s, out in run_raw(engines["pipeline"], task).items()})
             for system in fresh:
-                row[system] = score(task, todo[system]())
+                if system in todo:
+                    row[system] = score(task, todo[system]())
             if fresh and doctest_checks_hole(task):
-                for system in todo:
+                for system in [*raws, *todo]:
                     row[system]["exec"] = float(bool(run_doctest(task, row[system]["text"])))
             if fresh:
                 sink.write(json.dumps(row) + "\n")
