@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m server", description=__doc__)
     ap.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     ap.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (the default)")
-    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--log-level", default="WARNING", help="stderr logging (INFO lists every request)")
     sub = ap.add_subparsers(dest="cmd")
     c = sub.add_parser("complete", help="complete at a position in FILE (or every line of --jsonl)")
     c.add_argument("file", nargs="?")
@@ -96,14 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pygls").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.cmd == "complete":
         return cmd_complete(args)
-    from .lsp import create_server
+    from .lsp import create_server, serve_stdio
     server = create_server()
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io()
-    return 0
+        return 0
+    return serve_stdio(server)
 
 
 if __name__ == "__main__":

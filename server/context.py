@@ -17,6 +17,11 @@ TokenCounter = Callable[[str], int]
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+# More characters than a budget's worth of tokens could ever cover: texts are cut to this before they are
+# tokenized, so a megabyte-long line costs no more than an ordinary one.
+CHARS_PER_TOKEN_MAX = 16
+
+
 def estimate_tokens(text: str) -> int:
     """~3.5 characters a token for code; used where no tokenizer is at hand."""
     return (len(text) + 3) // 4 + text.count("\n") // 2
@@ -36,7 +41,7 @@ def cut_prefix(prefix: str, budget: int, count: TokenCounter, quantum: int = 16)
     lines so the KV cache survives typing new lines: rounded up when that keeps at least 3/4 of the
     budget, else down when that stays within 5/4 of it, else not at all (a few long lines above the
     start would otherwise cost most of the prefix)."""
-    lines = prefix.split("\n")
+    lines = prefix[-budget * CHARS_PER_TOKEN_MAX:].split("\n")  # never tokenize what cannot fit
     cur = lines[-1]
     if count(cur) > budget:  # one enormous line: keep its tail only
         return cur[-budget * 3:]
@@ -59,7 +64,7 @@ def cut_prefix(prefix: str, budget: int, count: TokenCounter, quantum: int = 16)
 
 
 def cut_suffix(suffix: str, budget: int, count: TokenCounter) -> str:
-    lines = suffix.split("\n")
+    lines = suffix[:budget * CHARS_PER_TOKEN_MAX].split("\n")
     out: list[str] = []
     used = 0
     for i, line in enumerate(lines):

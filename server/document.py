@@ -7,11 +7,13 @@ document costs one scan per edit, not one per request.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class PositionError(ValueError):
@@ -44,6 +46,15 @@ class Document:
     language_id: str = ""
     version: int | None = None
     _starts: list[int] | None = field(default=None, repr=False)
+    _model_text: str | None = field(default=None, repr=False)
+
+    @property
+    def model_text(self) -> str:
+        """The text as the model may see it: a lone UTF-16 surrogate (VS Code can send one; it cannot be
+        encoded) becomes U+FFFD, one character for one, so offsets stay put. Cached between edits."""
+        if self._model_text is None:
+            self._model_text = self.text if self.text.isascii() else LONE_SURROGATE.sub("\ufffd", self.text)
+        return self._model_text
 
     def line_starts(self) -> list[int]:
         if self._starts is None:
@@ -77,6 +88,10 @@ class Document:
                                 f"({utf16_len(text)} UTF-16 units)")
         return starts[line] + _column(text, character)
 
+    def digest(self) -> str:
+        """SHA-256 of the text as UTF-16-LE code units (what the client holds), lone surrogates included."""
+        return hashlib.sha256(self.text.encode("utf-16-le", "surrogatepass")).hexdigest()
+
     def position_at(self, offset: int) -> tuple[int, int]:
         """The LSP (line, character) of a string index."""
         starts = self.line_starts()
@@ -91,4 +106,4 @@ class Document:
             a = self.offset_at(*start, clamp=True)
             b = max(a, self.offset_at(*end, clamp=True))
             self.text = self.text[:a] + text + self.text[b:]
-        self._starts = None
+        self._starts = self._model_text = None

@@ -36,7 +36,12 @@ class Runtime(Protocol):
 
 
 class InputError(ValueError):
-    """The request cannot be completed as asked (binary, huge, bad position); the message says why."""
+    """The request cannot be completed as asked (binary, huge, bad position); the message says why, and
+    `kind` names the problem (the user is told once per kind, not once per keystroke)."""
+
+    def __init__(self, message: str, kind: str = "input"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,12 @@ def new_id() -> str:
 def check_input(req: Request) -> None:
     if len(req.text) > MAX_DOC_CHARS:
         raise InputError(f"document is too large to complete ({len(req.text):,} characters; "
-                         f"the limit is {MAX_DOC_CHARS:,})")
+                         f"the limit is {MAX_DOC_CHARS:,})", "too-large")
     if "\x00" in req.text[max(0, req.offset - 4096):req.offset + 4096]:
-        raise InputError("document looks binary (NUL bytes near the cursor); not completing it")
+        raise InputError("document looks binary (NUL bytes near the cursor); not completing it", "binary")
     if not 0 <= req.offset <= len(req.text):
-        raise InputError(f"cursor offset {req.offset} is outside the document (length {len(req.text)})")
+        raise InputError(f"cursor offset {req.offset} is outside the document (length {len(req.text)})",
+                         "position")
 
 
 class Engine:

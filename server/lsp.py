@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
-import re
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -12,7 +13,9 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import (JsonRpcException, JsonRpcInternalError, JsonRpcInvalidRequest, JsonRpcParseError,
+                              JsonRpcServerNotInitialized)
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import JsonRPCNotification
@@ -21,6 +24,7 @@ from pygls.protocol.language_server import lsp_method
 from . import __version__
 from .document import Document, PositionError
 from .engine import Engine, InputError, Request
+from .framing import Framer
 from .models import ModelError, resolve
 from .runtime import Cancelled, LlamaRuntime
 from .scheduler import LatestWins, Superseded
@@ -34,11 +38,60 @@ OUTCOME = "ghostline/outcome"
 STATUS = "ghostline/status"
 STATS = "ghostline/stats"
 MAX_SNIPPET_DOCS = 20
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class GhostlineProtocol(LanguageServerProtocol):
-    """pygls drops requests whose params do not deserialize without answering; answer them."""
+    """pygls, made to answer every request as LSP says: params that do not deserialize, requests before
+    `initialize` (-32002) and after `shutdown` (InvalidRequest); `exit` exits 1 without `shutdown`."""
+
+    initialize_seen = False
+    exit_code: int | None = None  # set by `exit`: the message loop stops and the process exits with it
+
+    def handle_message(self, message) -> None:
+        method = getattr(message, "method", None)
+        if method is not None and hasattr(message, "id"):  # a request
+            if self._shutdown:
+                return self._error(message.id, JsonRpcInvalidRequest, f"{method} after shutdown")
+            if not self.initialize_seen and method != types.INITIALIZE:
+                return self._error(message.id, JsonRpcServerNotInitialized, f"{method} before initialize")
+            self.initialize_seen = True
+        elif method is not None and method != types.EXIT and not self.initialize_seen:
+            return None  # notifications before initialize are dropped
+        super().handle_message(message)
+
+    def _error(self, msg_id: Any, kind: type[JsonRpcException], detail: str) -> None:
+        err = kind().to_response_error()
+        err.message = f"{err.message}: {detail}"
+        self._send_response(msg_id, error=err)
+
+    def _send_response(self, msg_id, result=None, error=None) -> None:
+        if error is not None and error.code == JsonRpcInternalError.CODE:
+            error.data = None  # pygls puts the traceback here, with this machine's paths
+        super()._send_response(msg_id, result, error)
+
+    def _handle_cancel_notification(self, msg_id) -> None:
+        if isinstance(msg_id, (int, str)):  # anything else cannot name a request
+            super()._handle_cancel_notification(msg_id)
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args) -> None:
+        self.exit_code = 0 if self._shutdown else 1
+
+    def receive(self, body: bytes, framer: Framer) -> None:
+        """One frame's body: JSON-RPC in, handled or answered with the error it deserves."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            at = body.lower().find(b"content-length:", 1)
+            if at > 0:  # a too-long Content-Length swallowed the next frame: read it again
+                framer.unread(body[at:])
+            return self._error(None, JsonRpcParseError, "the body is not JSON")
+        if not isinstance(data, dict) or data.get("jsonrpc") != "2.0":
+            return self._error(data.get("id") if isinstance(data, dict) else None, JsonRpcInvalidRequest,
+                               "not a JSON-RPC 2.0 message")
+        if "method" in data:
+            data.setdefault("params", None)  # optional in JSON-RPC; pygls's generic message types require it
+        self.handle_message(self.structure_message(data))
 
     def structure_message(self, data: dict[str, Any]):
         try:
@@ -138,16 +191,16 @@ class GhostlineServer(LanguageServer):
     def request_for(self, uri: str, position: types.Position) -> Request:
         doc = self.documents.get(uri)
         if doc is None:
-            raise InputError(f"unknown document {uri} (not opened with didOpen)")
+            raise InputError(f"unknown document {uri} (not opened with didOpen)", "unknown-document")
         try:
             offset = doc.offset_at(position.line, position.character)
         except PositionError as e:
-            raise InputError(f"{e} in {uri}") from None
-        others = tuple((path, model_text(d.text)) for u in reversed(self.recent)
+            raise InputError(f"{e} in {uri}", "position") from None
+        others = tuple((path, d.model_text) for u in reversed(self.recent)
                        if u != uri and (d := self.documents.get(u)) is not None
                        and d.language_id == doc.language_id and (path := _path_of(u)))[:MAX_SNIPPET_DOCS]
         path = _path_of(uri)
-        return Request(uri, model_text(doc.text), offset, doc.language_id, path=path, root=self.root_of(path),
+        return Request(uri, doc.model_text, offset, doc.language_id, path=path, root=self.root_of(path),
                        others=others)
 
     def root_of(self, path: str | None) -> str | None:
@@ -171,12 +224,12 @@ class GhostlineServer(LanguageServer):
             req = self.request_for(uri, position)
         except InputError as e:
             session.count("input_errors")
-            self.warn_once(f"input:{uri}:{str(e)[:40]}", str(e))
+            self.warn_once(e.kind, str(e))
             return None
         try:
             fast = session.fast_path(req)
         except InputError as e:
-            self.warn_once(f"input:{uri}", str(e))
+            self.warn_once(e.kind, str(e))
             return None
         if fast is not None:
             return fast, req
@@ -198,15 +251,9 @@ class GhostlineServer(LanguageServer):
             session.count("cancelled")
             return None
         except InputError as e:
-            self.warn_once(f"input:{uri}", str(e))
+            self.warn_once(e.kind, str(e))
             return None
         return (result, req) if result is not None else None
-
-
-def model_text(text: str) -> str:
-    """The text as the model may see it: a lone UTF-16 surrogate (VS Code can send one; it cannot be
-    encoded) becomes U+FFFD, one character for one, so offsets stay put."""
-    return LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _path_of(uri: str) -> str | None:
@@ -231,7 +278,14 @@ def _accept_command(completion_id: str) -> types.Command:
     return types.Command(title="Ghostline: accepted", command=ACCEPT_COMMAND, arguments=[completion_id])
 
 
+def _not_pygls_deserialize_traceback(record: logging.LogRecord) -> bool:
+    """pygls logs a full traceback for every message that does not deserialize; GhostlineProtocol answers
+    it and logs one line instead."""
+    return not record.getMessage().startswith("Unable to deserialize message")
+
+
 def create_server() -> GhostlineServer:
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_pygls_deserialize_traceback)
     server = GhostlineServer()
 
     @server.feature(types.INITIALIZE)
@@ -301,8 +355,14 @@ def create_server() -> GhostlineServer:
 
     @server.feature(STATS)
     def stats(ls: GhostlineServer, params: Any) -> dict:
-        return {**ls.session.stats, "state": ls.session.state, "error": ls.session.error,
-                "last_prompt_files": list(ls.session.last_prompt_files)}
+        out = {**ls.session.stats, "state": ls.session.state, "error": ls.session.error,
+               "last_prompt_files": list(ls.session.last_prompt_files)}
+        uri = _as_dict(params).get("uri")
+        if isinstance(uri, str):  # the server's copy of one document, as a digest (for sync checks)
+            doc = ls.documents.get(uri)
+            out["document"] = None if doc is None else {"version": doc.version, "lines": doc.line_count,
+                                                          "sha256": doc.digest()}
+        return out
 
     @server.feature(OUTCOME)
     def outcome(ls: GhostlineServer, params: Any) -> None:
@@ -341,9 +401,53 @@ def watch_parent(pid: int, interval: float = 2.0) -> threading.Thread:
     return t
 
 
+def serve_stdio(server: GhostlineServer, stdin=None, stdout=None) -> int:
+    """LSP on stdio with server/framing.py's reader (pygls's goes deaf on one bad header). Returns the exit
+    code: 0 after shutdown + exit, 1 for exit without shutdown or a client that went away."""
+    stdin = stdin or sys.stdin.buffer
+    server.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+    protocol = server.protocol
+
+    async def loop() -> int:
+        chunks: asyncio.Queue[bytes] = asyncio.Queue()
+        aio = asyncio.get_running_loop()
+
+        def pump() -> None:
+            # A daemon thread reading the raw fd: a read blocked on stdin never holds up the exit (a
+            # buffered stdin's lock held by it would abort the interpreter at shutdown).
+            fd = stdin.fileno()
+            while chunk := os.read(fd, 65536):
+                aio.call_soon_threadsafe(chunks.put_nowait, chunk)
+            aio.call_soon_threadsafe(chunks.put_nowait, b"")
+        threading.Thread(target=pump, name="ghostline-stdin", daemon=True).start()
+        framer = Framer()
+        while protocol.exit_code is None:
+            chunk = await chunks.get()
+            if not chunk:
+                log.warning("the client closed the connection")
+                return 1
+            for frame in framer.feed(chunk):
+                if frame.body is None:
+                    log.warning("framing: %s", frame.error)
+                    continue
+                try:
+                    protocol.receive(frame.body, framer)
+                except Exception:  # never let one message stop the loop
+                    log.exception("could not handle a message")
+                if protocol.exit_code is not None:
+                    break
+        return protocol.exit_code
+
+    try:
+        return asyncio.run(loop())
+    except BrokenPipeError:
+        log.error("the client went away")
+        return 1
+
+
 def load_runtime(model: str | None):
     """Blocking model load for the session: resolve the manifest, load the GGUF."""
     return LlamaRuntime(resolve(model or None))
 
 
-__all__ = ["create_server", "ModelError", "load_runtime", "Engine"]
+__all__ = ["Engine", "ModelError", "create_server", "load_runtime", "serve_stdio"]

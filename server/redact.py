@@ -64,7 +64,7 @@ _WHOLE: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 # --- value-only patterns: group "v" is replaced, the rest (the name, the quotes) is kept ----------------
-_STRONG_NAMES = (r"password|passwd|passphrase|pwd|secret|secret[_-]?key|client[_-]?secret|api[_-]?key|apikey|"
+_STRONG_NAMES = (r"password|passwd|passphrase|pwd|(?:\b|(?<=[_-]))pass\b|secret|secret[_-]?key|client[_-]?secret|api[_-]?key|apikey|"
                  r"access[_-]?key|private[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|"
                  r"bearer[_-]?token|session[_-]?token|credentials?")
 _ANNOTATION = r"(?:[ \t]*:[ \t]*[A-Za-z_][\w\[\]., |]{0,40}?)?"  # `password: str = "..."`
@@ -82,6 +82,12 @@ _VALUE: list[tuple[str, re.Pattern[str]]] = [
     ("token", re.compile(
         r"(?i:token)[\"']?\]?" + _ANNOTATION + r"\s*(?:[:=]|:=|=>)\s*[rbuf]?"
         r"(?P<q>[\"'`])(?P<v>(?=[^\"'`\s]*\d)[^\"'`\s]{12,})(?P=q)")),
+    # HTTP credentials: Authorization: Bearer <token> / Basic <base64>
+    ("bearer_token", re.compile(r"(?i:\b(?:bearer|basic))[ \t]+(?P<v>[A-Za-z0-9._~+/=-]{16,})")),
+    # key=value inside connection strings (libpq DSN, ODBC), no spaces: host=db password=s3cret dbname=app
+    ("dsn_password", re.compile(r"(?i:(?<![\w.])(?:password|passwd|pwd))=(?P<v>[^\s'\";,()]{4,})")),
+    # .netrc: machine host login user password secret (on one line or its own)
+    ("netrc_password", re.compile(r"(?m)(?:\b(?:machine|login|default)\b.*?[ \t]|^[ \t]*)password[ \t]+(?P<v>\S+)")),
     # Unquoted env / shell style at the start of a line: export DB_PASSWORD=s3cr3t-v4lue
     ("secret", re.compile(
         r"(?m)^[ \t]*(?:export[ \t]+)?[A-Z0-9_]{0,64}(?:PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|APIKEY|ACCESS_KEY|"
@@ -128,6 +134,9 @@ def find_secrets(text: str) -> list[tuple[int, int, str]]:
             if kind == "secret" and "q" not in pat.groupindex:  # unquoted env style
                 if _IDENTIFIER_LIKE.fullmatch(v) or v.replace(".", "").isdigit():
                     continue
+            if kind == "dsn_password" and _IDENTIFIER_LIKE.fullmatch(v) and text[m.end("v"):m.end("v") + 1] in (
+                    ",", ")", "\n", ""):
+                continue  # a keyword argument passing a variable: connect(password=password)
             spans.append((*m.span("v"), kind))
     for m in _QUOTED.finditer(text):
         kind = _entropy_kind(m.group("v"))
@@ -144,28 +153,37 @@ def find_secrets(text: str) -> list[tuple[int, int, str]]:
     return merged
 
 
+def _shares(parts: Sequence[str], spans: list[tuple[int, int, str]]) -> list[list[tuple[int, int, str]]]:
+    """Each part's share of spans found in the parts joined: (start, end, kind) in the part's own offsets."""
+    out, base = [], 0
+    for part in parts:
+        hi = base + len(part)
+        out.append([(max(st, base) - base, min(en, hi) - base, kind) for st, en, kind in spans
+                    if st < hi and en > base])
+        base = hi
+    return out
+
+
+def _replace(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """`text` with each span (overlapping ones merged) replaced by its tag."""
+    pieces, pos = [], 0
+    for st, en, kind in sorted(spans):
+        if en <= pos:
+            continue
+        if st < pos:  # overlaps the previous span: extend it
+            st = pos
+        else:
+            pieces += [text[pos:st], _tag(kind)]
+        pos = en
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
 def redact_parts(parts: Sequence[str]) -> tuple[list[str], int]:
     """Redact texts that are adjacent in a document (e.g. prefix, completion, suffix) as one text, so a
     secret split between them is still found; each part is returned with its share replaced by the tag."""
-    joined = "".join(parts)
-    spans = find_secrets(joined)
-    if not spans:
-        return list(parts), 0
-    out, base = [], 0
-    for part in parts:
-        lo, hi = base, base + len(part)
-        pieces, pos = [], lo
-        for st, en, kind in spans:
-            if en <= lo or st >= hi:
-                continue
-            a, b = max(st, lo), min(en, hi)
-            pieces.append(joined[pos:a])
-            pieces.append(_tag(kind))
-            pos = b
-        pieces.append(joined[pos:hi])
-        out.append("".join(pieces))
-        base = hi
-    return out, len(spans)
+    spans = find_secrets("".join(parts))
+    return [_replace(part, share) for part, share in zip(parts, _shares(parts, spans))], len(spans)
 
 
 def redact_count(text: str) -> tuple[str, int]:
@@ -180,12 +198,19 @@ def redact(text: str) -> str:
 
 
 def redact_fim(prefix: str, completion: str, suffix: str) -> tuple[str, str, str, int]:
-    """Redact a fill-in-the-middle triple: as the document will read (prefix + completion + suffix) and as
-    it reads now (prefix + suffix), so secrets cut by the cursor are caught. Returns the three texts and
-    the number of secrets replaced."""
-    (p, c, s), n1 = redact_parts([prefix, completion, suffix])
-    (p, s), n2 = redact_parts([p, s])
-    return p, c, s, n1 + n2
+    """Redact a fill-in-the-middle triple: secrets found as the document will read (prefix + completion +
+    suffix) and as it reads now (prefix + suffix, so a secret the cursor splits is caught whatever the
+    completion does), both found on the original text, then replaced together. Returns the three texts
+    and the number of secrets found."""
+    accepted = find_secrets(prefix + completion + suffix)
+    now = find_secrets(prefix + suffix)
+    (pa, ca, sa), (pn, sn) = _shares([prefix, completion, suffix], accepted), _shares([prefix, suffix], now)
+    cut, grown = len(prefix), len(completion)
+    moved = [(st if st < cut else max(cut, st - grown), en if en <= cut else max(cut, en - grown))
+             for st, en, _ in accepted]  # the accepted view's spans, placed in the present text
+    extra = sum(1 for st, en, _ in now if not any(a < en and st < b for a, b in moved))
+    return (_replace(prefix, pa + pn), _replace(completion, ca), _replace(suffix, sa + sn),
+            len(accepted) + extra)
 
 
 # --- sensitive files ----------------------------------------------------------------------------------

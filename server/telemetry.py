@@ -202,10 +202,14 @@ _USER_DIRS = {"data": ("user_data_dir", "XDG_DATA_HOME", ".local/share"),
               "config": ("user_config_dir", "XDG_CONFIG_HOME", ".config")}
 
 
+# The key never follows the data: a copied data folder (a bug report) must not carry what de-pseudonymises it.
+_DIR_VARS = {"data": "GHOSTLINE_DATA_DIR", "config": "GHOSTLINE_CONFIG_DIR"}
+
+
 def _user_dir(kind: str) -> Path:
-    """`$GHOSTLINE_DATA_DIR`, else the platform's user `kind` dir + /ghostline."""
-    if os.environ.get("GHOSTLINE_DATA_DIR"):
-        return Path(os.environ["GHOSTLINE_DATA_DIR"]).expanduser()
+    """`$GHOSTLINE_DATA_DIR` / `$GHOSTLINE_CONFIG_DIR`, else the platform's user `kind` dir + /ghostline."""
+    if os.environ.get(_DIR_VARS[kind]):
+        return Path(os.environ[_DIR_VARS[kind]]).expanduser()
     func, var, fallback = _USER_DIRS[kind]
     try:
         import platformdirs

@@ -17,6 +17,11 @@ def model_available() -> bool:
         return False
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-long", action="store_true",
+                     help="run the LSP fuzzer for 10,000+ messages instead of a few hundred")
+
+
 def pytest_collection_modifyitems(config, items):
     # Model tests are part of `make test` (which provisions the model); outside it say why they skip.
     if model_available() or os.environ.get("GHOSTLINE_REQUIRE_MODEL"):

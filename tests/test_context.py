@@ -70,3 +70,17 @@ def test_prompt_names_files_relative_to_the_workspace():
                         options=Options(snippets=True, path_header="relative"),
                         others=[("/p/src/util.py", "import os\nos.path.join(a, b)\n")])
     assert ctx.path == "src/main.py" and [s.path for s in ctx.snippets] == ["src/util.py"]
+
+
+def test_a_megabyte_line_is_never_tokenized_whole():
+    from server.context import CHARS_PER_TOKEN_MAX, cut_prefix, cut_suffix
+    seen = []
+
+    def count(text):
+        seen.append(len(text))
+        return len(text) // 4
+
+    line = "x = [" + "1, " * 350_000
+    assert cut_prefix("import os\n" + line, 512, count).endswith("1, ")
+    assert cut_suffix(line + "]\nprint(x)\n", 256, count).startswith("x = [")
+    assert max(seen) <= 512 * CHARS_PER_TOKEN_MAX

@@ -61,3 +61,10 @@ def test_random_edits_keep_the_servers_copy_equal_to_the_clients():
         assert doc.text == "\n".join(lines)
     doc.apply("whole")
     assert doc.text == "whole" and doc.line_count == 1
+
+
+def test_model_text_replaces_lone_surrogates_one_for_one_and_follows_edits():
+    doc = Document("u", "a\ud800b")
+    assert doc.model_text == "a\ufffdb" and len(doc.model_text) == len(doc.text)
+    doc.apply("\udc00", (0, 0), (0, 0))
+    assert doc.model_text == "\ufffda\ufffdb"

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.model
 
 DATA_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ghostline-lsp-telemetry-{os.getpid()}")
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "server"],
-                            server_env={**os.environ, "GHOSTLINE_DATA_DIR": DATA_DIR})
+                            server_env={**os.environ, "GHOSTLINE_DATA_DIR": DATA_DIR,
+                                        "GHOSTLINE_CONFIG_DIR": DATA_DIR + "-key"})
 DB = os.path.join(DATA_DIR, "telemetry.sqlite3")
 DOC = '''SECRET = "AKIAIOSFODNN7EXAMPLE"
 

@@ -181,3 +181,30 @@ def test_sensitive_paths(path):
 ])
 def test_ordinary_paths(path):
     assert not is_sensitive_path(path)
+
+
+TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+
+@pytest.mark.parametrize("cut", [5, 12, 20, 30, len(TOKEN) - 1])
+@pytest.mark.parametrize("completion", ['"', '"\n', "", 'x"', '"\nprint(GITHUB_TOKEN)'])
+def test_no_character_of_a_secret_split_by_the_cursor_is_stored(cut, completion):
+    """The probe's leak: the cursor 12 characters into a GitHub token and a completion that closes the
+    string made the first pass redact a shorter secret and the second miss the tail in the suffix."""
+    line = f'GITHUB_TOKEN = "{TOKEN}"\n'
+    at = line.index(TOKEN) + cut
+    p, c, s, n = redact_fim(line[:at], completion, line[at:] + "x = 1\n")
+    stored = p + c + s
+    assert n >= 1 and TOKEN[:cut][-4:] not in p and TOKEN[cut:][:4] not in s, stored
+    assert "x = 1" in s
+
+
+@pytest.mark.parametrize("text,secret", [
+    ('headers = {"Authorization": "Bearer abcDEF123ghiJKL456mnoPQR"}', "abcDEF123ghiJKL456mnoPQR"),
+    ('DSN = "host=db.internal port=5432 password=Hunter2Pass dbname=app"', "Hunter2Pass"),
+    ("machine api.example.com login deploy password s3cr3tNetrc", "s3cr3tNetrc"),
+    ("machine api.example.com\n  login deploy\n  password s3cr3tNetrc\n", "s3cr3tNetrc"),
+    ('db_pass = "correct-horse-battery"', "correct-horse-battery"),
+])
+def test_probe_formats_are_redacted(text, secret):
+    assert secret not in redact(text)

@@ -455,11 +455,15 @@ def test_snapshot(paths, tmp_path):
 
 def test_default_paths(monkeypatch, tmp_path):
     monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "gl"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     assert T.default_db_path() == tmp_path / "gl" / "telemetry.sqlite3"
-    assert T.default_key_path() == tmp_path / "gl" / "telemetry.key"
+    assert T.default_key_path().parent != T.default_db_path().parent  # moving the data leaves the key apart
+    monkeypatch.setenv("GHOSTLINE_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert T.default_key_path() == tmp_path / "cfg" / "telemetry.key"
     s = TelemetryStore("metrics")
     assert s.db_path == T.default_db_path() and s.key_path == T.default_key_path()
     monkeypatch.delenv("GHOSTLINE_DATA_DIR")
+    monkeypatch.delenv("GHOSTLINE_CONFIG_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert T.default_db_path().parts[-2:] == ("ghostline", "telemetry.sqlite3")
     assert T.default_key_path().parts[-2:] == ("ghostline", "telemetry.key")

@@ -419,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir or args.out / f"telemetry-{stamp}"
     settings = {"telemetryLevel": args.telemetry, "clientTelemetryEnabled": True, "model": args.model}
     report = asyncio.run(simulate(files, limit=args.limit, seed=args.seed, wait=args.wait,
-                                  per_file=args.per_file, server_env={"GHOSTLINE_DATA_DIR": str(data_dir)},
+                                  per_file=args.per_file, server_env={"GHOSTLINE_DATA_DIR": str(data_dir),
+                                                                          "GHOSTLINE_CONFIG_DIR": f"{data_dir}-key"},
                                   settings=settings, server_log=args.out / f"server-{stamp}.log"))
     report["meta"] = {"seed": args.seed, "split": args.split, "files": len(files), "wait": args.wait,
                       "telemetry": args.telemetry, "data_dir": str(data_dir)}

@@ -1,0 +1,64 @@
+"""The JSON-RPC layer against the real server process, byte for byte: lifecycle, framing faults, odd ids.
+No model is loaded (a missing model path), so these run fast."""
+import pytest
+
+from wire import Wire
+
+
+@pytest.fixture
+def wire():
+    w = Wire()
+    yield w
+    w.proc.kill()
+
+
+def test_lifecycle_as_lsp_says(wire):
+    wire.send({"id": 1, "method": "ghostline/stats", "params": {}})
+    assert wire.response(1)["error"]["code"] == -32002  # before initialize
+    wire.initialize()
+    wire.send({"id": 2, "method": "ghostline/stats"})  # no params at all
+    assert "result" in wire.response(2)
+    wire.send({"id": 3, "method": "shutdown"})
+    assert wire.response(3)["result"] is None
+    wire.send({"id": 4, "method": "ghostline/stats", "params": {}})
+    assert wire.response(4)["error"]["code"] == -32600  # after shutdown
+    wire.send({"id": 5, "method": "shutdown"})
+    assert wire.response(5)["error"]["code"] == -32600
+    wire.send({"method": "exit"})
+    assert wire.close() == 0
+
+
+def test_exit_without_shutdown_exits_1(wire):
+    wire.initialize()
+    wire.send({"method": "exit"})
+    assert wire.close() == 1
+
+
+@pytest.mark.parametrize("fault", [
+    b"Content-Length: abc\r\n\r\n{}", b"Content-Length: -5\r\n\r\n{}", b"Content-Type: x\r\n\r\n{}",
+    b"Content-Length: 1000000000000\r\n\r\n", b"Content-Length: 5\n\n{\"jsonrpc\"", b"junk\r\n",
+    b"Content-Length: 3\r\n\r\n[1]", b"Content-Length: 2\r\n\r\n{}",
+])
+def test_a_framing_fault_never_leaves_the_server_deaf(wire, fault):
+    wire.initialize()
+    wire.raw(fault)
+    wire.send({"id": "after", "method": "ghostline/stats", "params": {}})
+    assert "result" in wire.response("after")
+    assert wire.proc.poll() is None
+
+
+def test_bodies_that_are_not_json_rpc_get_errors_and_odd_ids_no_tracebacks(wire):
+    wire.initialize()
+    wire.raw(b"Content-Length: 9\r\n\r\nnot json!")
+    assert wire.response(None)["error"]["code"] == -32700
+    wire.send({"id": 7, "method": "ghostline/stats", "params": {"x": {"jsonrpc": "2.0", "id": 99, "result": 1}}})
+    wire.send({"method": "$/cancelRequest", "params": {"id": [1, 2]}})
+    wire.send({"id": 8, "method": "no/such/method", "params": {}})
+    got = {r.get("id"): r for r in wire.responses()}
+    assert set(got) == {7, 8} and "result" in got[7]  # nothing answered for the nested id 99
+    assert got[8]["error"]["code"] == -32601
+    wire.send({"id": 9, "method": "shutdown"})
+    wire.response(9)
+    wire.send({"method": "exit"})
+    assert wire.close() == 0
+    assert b"Traceback" not in wire.stderr()
