@@ -61,6 +61,16 @@ _WHOLE: list[tuple[str, re.Pattern[str]]] = [
     ("openai_key", re.compile(r"\bsk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}")),
     ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
     ("pypi_token", re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}")),
+    ("huggingface_token", re.compile(r"\bhf_[A-Za-z0-9]{34,}\b")),
+    ("sendgrid_key", re.compile(r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")),
+    ("twilio_key", re.compile(r"\bSK[0-9a-f]{32}\b")),
+    ("mailgun_key", re.compile(r"\bkey-[0-9a-f]{32}\b")),
+    ("shopify_token", re.compile(r"\bshp(?:at|ss|ca|pa)_[0-9a-fA-F]{32}\b")),
+    ("digitalocean_token", re.compile(r"\bdo[opr]_v1_[0-9a-f]{64}\b")),
+    ("vault_token", re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}")),
+    ("telegram_bot_token", re.compile(r"\b\d{8,10}:AA[A-Za-z0-9_-]{33}\b")),
+    ("databricks_token", re.compile(r"\bdapi[0-9a-f]{32}\b")),
+    ("age_secret_key", re.compile(r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b")),
 ]
 
 # --- value-only patterns: group "v" is replaced, the rest (the name, the quotes) is kept ----------------
@@ -88,6 +98,10 @@ _VALUE: list[tuple[str, re.Pattern[str]]] = [
     ("dsn_password", re.compile(r"(?i:(?<![\w.])(?:password|passwd|pwd))=(?P<v>[^\s'\";,()]{4,})")),
     # .netrc: machine host login user password secret (on one line or its own)
     ("netrc_password", re.compile(r"(?m)(?:\b(?:machine|login|default)\b.*?[ \t]|^[ \t]*)password[ \t]+(?P<v>\S+)")),
+    # Unquoted YAML / ini / properties values on a line of their own: `secret_key: v`, `password = v`
+    ("secret", re.compile(
+        r"(?m)^[ \t]*[\w.-]*(?i:" + _STRONG_NAMES + r"|token)[\w.-]*[ \t]*[:=][ \t]*"
+        r"(?P<v>[^\s'\"`#,;(){}\[\]<>]{8,})[ \t]*$")),
     # Unquoted env / shell style at the start of a line: export DB_PASSWORD=s3cr3t-v4lue
     ("secret", re.compile(
         r"(?m)^[ \t]*(?:export[ \t]+)?[A-Z0-9_]{0,64}(?:PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|APIKEY|ACCESS_KEY|"
@@ -131,7 +145,7 @@ def find_secrets(text: str) -> list[tuple[int, int, str]]:
                 continue
             if kind == "url_password" and v.startswith(("$", "{", "%", "<")):
                 continue
-            if kind == "secret" and "q" not in pat.groupindex:  # unquoted env style
+            if kind == "secret" and "q" not in pat.groupindex:  # unquoted (env, YAML, ini)
                 if _IDENTIFIER_LIKE.fullmatch(v) or v.replace(".", "").isdigit():
                     continue
             if kind == "dsn_password" and _IDENTIFIER_LIKE.fullmatch(v) and text[m.end("v"):m.end("v") + 1] in (
