@@ -44,7 +44,6 @@ class Options:
     stop_suffix_repeat: bool = True  # a line that repeats the next line of the suffix ends it
     heal_indent: bool = True  # drop the indentation the model re-writes at an indentation-only line
     trim_overlap: bool = True  # drop a tail of the completion that the suffix already contains
-    balance_brackets: bool = True  # cut at a closer the suffix already supplies
     drop_chat: bool = True  # an instruct model's chat formatting (``` fences) is never code
     line_start_newline: bool = True  # at the start of a line with code, insert a whole line
 

@@ -3,8 +3,8 @@
 The 0.5B instruct model infills correctly but does not stop: it runs past the gap and repeats the suffix.
 These rules cut it back, each behind a switch in `Options` so the benchmark can show what it earns:
 single vs multi-line by editor state, stop at dedents and at lines the suffix repeats, end a block where
-the file parses (tree-sitter), trim what the suffix already says, leave closing brackets to whoever opened
-them, and at the start of a line with code insert a whole line or nothing.
+the file parses (tree-sitter), trim what the suffix already says, and at the start of a line with code
+insert a whole line or nothing. (Bracket balancing was measured to change nothing and was removed.)
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from .options import Options
 from .syntax import parses
 
 OPENERS = (":", "{", "(", "[", "=>", "->", "do", "then")
-PAIRS = {")": "(", "]": "[", "}": "{"}
 MAX_LINES = 16
 CHAT_FENCE = "```"
 
@@ -169,34 +168,6 @@ def trim_suffix_overlap(text: str, suffix: str) -> str:
     return text
 
 
-def _skip_string(text: str, i: int) -> int:
-    q = text[i]
-    j = i + 1
-    while j < len(text) and text[j] != q and text[j] != "\n":
-        j += 2 if text[j] == "\\" else 1
-    return j
-
-
-def balance_closers(text: str, suffix: str) -> str:
-    """Cut at a closer for a bracket opened before the completion when the suffix already closes it."""
-    rest = suffix.split("\n", 1)[0].lstrip()
-    stack: list[str] = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c in "\"'`":
-            i = _skip_string(text, i)
-        elif c in "([{":
-            stack.append(c)
-        elif c in PAIRS:
-            if stack and stack[-1] == PAIRS[c]:
-                stack.pop()
-            elif rest.startswith(c):
-                return text[:i]
-        i += 1
-    return text
-
-
 def _insertion(lines: list[str], prefix: str, suffix: str, options: Options) -> tuple[list[str], bool]:
     """At the start of a line with code: the whole lines the model wrote above it, up to (not including)
     one that repeats the existing line or sits left of it, or chat formatting. True when a rule ended it."""
@@ -259,8 +230,6 @@ def postprocess(text: str, prefix: str, suffix: str, multiline: bool, options: O
     text = text.rstrip()
     if options.trim_overlap:
         text = trim_suffix_overlap(text, suffix)
-    if options.balance_brackets:
-        text = balance_closers(text, suffix)
     text = text.rstrip()
     return text if text.strip() else ""
 

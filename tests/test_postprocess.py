@@ -1,5 +1,5 @@
 from server.options import Options
-from server.postprocess import (balance_closers, confident_lines, decide_multiline, early_stop, postprocess,
+from server.postprocess import (confident_lines, decide_multiline, early_stop, postprocess,
                                 trim_block, trim_suffix_overlap)
 
 NO_BLOCK = Options(block=False)
@@ -84,17 +84,6 @@ def test_block_opened_at_end_of_line():
 def test_trim_overlap_requires_meaningful_overlap():
     assert trim_suffix_overlap("x + y", "y = 2") == "x + y"  # one identifier char is a coincidence
     assert trim_suffix_overlap("foo(bar))", "))") == "foo(bar"
-
-
-def test_balance_only_closes_what_completion_opened():
-    # the suffix closes the prefix's "(" already: cut the model's extra ")" and what follows it
-    assert balance_closers("a, b) + 1", ")") == "a, b"
-    # the completion opens and closes its own brackets: untouched
-    assert balance_closers("f(g(1))", ")") == "f(g(1))"
-    # nothing after the cursor: the model may close the prefix's bracket itself
-    assert balance_closers("a, b)", "") == "a, b)"
-    # brackets inside strings do not count
-    assert balance_closers('")" + x', ")") == '")" + x'
 
 
 def test_whitespace_only_is_dropped():

@@ -156,7 +156,7 @@ def run_raw(engine: Engine, task: Task) -> dict[str, dict]:
 # output is cut no later than the shipped rules cut it: the generation already holds every token they
 # could keep. Anything else (context, prompt, rules that would keep going) needs --ablate, a real run.
 REPLAYABLE = {
-    "syntax_check": lambda v: True, "trim_overlap": lambda v: True, "balance_brackets": lambda v: True,
+    "syntax_check": lambda v: True, "trim_overlap": lambda v: True,
     "line_start_newline": lambda v: True, "heal_indent": lambda v: True,
     "block": lambda v: v is False, "stop_blank_line": lambda v: v is True,
     "block_min_prob": lambda v: v >= Options().block_min_prob,
@@ -293,7 +293,7 @@ def markdown(summary: dict) -> str:
         for key in ablations:
             system = key[:-len("_vs_pipeline")]
             for name, g in summary.items():
-                if key not in g or not (name == "all" or name.startswith("kind:")):
+                if key not in g or system not in g or not (name == "all" or name.startswith("kind:")):
                     continue
                 c, a, p = g[key], g[system], g["pipeline"]
                 if c["exact"]["n"] == 0:
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="tune on validation, report on test")
     ap.add_argument("--kinds", default=",".join(KINDS),
                     help="run only these task kinds (comma-separated) of the same task set: a run of the same "
-                         "--name can add an ablation where it matters")
+                         "--name can add an ablation where it matters (the summary covers every task with rows)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--ablate", action="append", default=[], metavar="NAME=VALUE",
                     help="also run the pipeline with this Options switch (repeatable)")
@@ -433,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = tuple(k for k in args.kinds.split(",") if k)
     if not kinds or set(kinds) - set(KINDS):
         raise SystemExit(f"--kinds takes some of {', '.join(KINDS)}")
-    tasks = [t for t in load_tasks(counts, args.seed, args.split) if t.kind in kinds]
+    every = load_tasks(counts, args.seed, args.split)
+    tasks = [t for t in every if t.kind in kinds]
     print(f"{len(tasks)} tasks ({', '.join(f'{sum(t.language == lang for t in tasks)} {lang}' for lang in N)}), "
           f"seed {args.seed}, split {args.split}", file=sys.stderr)
     done: dict[str, dict] = {}
@@ -443,13 +444,14 @@ def main(argv: list[str] | None = None) -> int:
             done[row["id"]] = row
         print(f"resuming {rows_path}: {len(done)} tasks done", file=sys.stderr)
 
-    if args.report:  # summarise what the rows file holds for these tasks, every system found in it
-        rows = [done[t.id] for t in tasks if t.id in done]
-        found = {k for r in rows for k in r if isinstance(r[k], dict)}
-        variants = {s: None for s in sorted(found) if s.startswith("ablate:")}
-    else:
-        rows = run(tasks, variants, args.model, rows_path, done, args.split)
-    by_id = {t.id: t for t in tasks}
+    if not args.report:
+        done.update({r["id"]: r for r in run(tasks, variants, args.model, rows_path, done, args.split)})
+    # the summary covers every task of the run that has rows (all kinds, not only those just run), and every
+    # system found in them
+    rows = [done[t.id] for t in every if t.id in done]
+    found = {k for r in rows for k in r if isinstance(r[k], dict)}
+    variants = {s: None for s in sorted(found) if s.startswith("ablate:")}
+    by_id = {t.id: t for t in every}
     for r in rows:
         for system, opts in replays.items():
             r[system] = score(by_id[r["id"]], replay(by_id[r["id"]], r["pipeline"], opts))
@@ -460,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = build_summary(rows, systems)
 
     # export
-    meta = {"model": sorted({r.get("model", "") for r in rows}), "seed": args.seed, "split": args.split, "kinds": kinds, "n_tasks": len(tasks),
+    meta = {"model": sorted({r.get("model", "") for r in rows}), "seed": args.seed, "split": args.split, "n_tasks": len(rows),
             "counts": counts, "max_tokens": MAX_TOKENS, "options": asdict(Options()),
             "ablations": list(variants), "bootstrap": BOOTSTRAP}
     out_json = args.out / f"{name}.json"
