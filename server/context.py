@@ -36,6 +36,14 @@ class Context:
     snippets: tuple[Snippet, ...] = field(default_factory=tuple)
 
 
+def _fit(text: str, budget: int, count: TokenCounter, keep_end: bool) -> str:
+    """The longest tail (keep_end) or head of one long line within budget, to a few percent."""
+    n = min(len(text), budget * 3)
+    while n > 0 and count(text[-n:] if keep_end else text[:n]) > budget:
+        n = n * 7 // 8
+    return (text[-n:] if keep_end else text[:n]) if n else ""
+
+
 def cut_prefix(prefix: str, budget: int, count: TokenCounter, quantum: int = 16) -> str:
     """Keep whole lines from the cursor backwards within budget. The start moves in steps of `quantum`
     lines so the KV cache survives typing new lines: rounded up when that keeps at least 3/4 of the
@@ -43,8 +51,8 @@ def cut_prefix(prefix: str, budget: int, count: TokenCounter, quantum: int = 16)
     start would otherwise cost most of the prefix)."""
     lines = prefix[-budget * CHARS_PER_TOKEN_MAX:].split("\n")  # never tokenize what cannot fit
     cur = lines[-1]
-    if count(cur) > budget:  # one enormous line: keep its tail only
-        return cur[-budget * 3:]
+    if count(cur) > budget:  # one enormous line: keep the tail that fits
+        return _fit(cur, budget, count, keep_end=True)
     used = count(cur)
     cost = {len(lines) - 1: used}  # start line -> tokens kept
     start = len(lines) - 1
@@ -71,7 +79,7 @@ def cut_suffix(suffix: str, budget: int, count: TokenCounter) -> str:
         need = count(line) + (1 if i else 0)
         if used + need > budget:
             if not out:
-                out.append(line[:budget * 3])
+                out.append(_fit(line, budget, count, keep_end=False))
             break
         out.append(line)
         used += need

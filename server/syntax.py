@@ -73,9 +73,17 @@ def syntax_tree(language: str, text: str):
     return parser.parse(text.encode("utf-8", errors="surrogatepass"))
 
 
+# Parsing is done several times per completion; above this size it would cost seconds per keystroke, so such
+# files are treated as having no grammar (the line heuristics decide).
+MAX_PARSE_CHARS = 300_000
+
+
 def parses(language: str, text: str) -> bool | None:
-    """True when the text parses; None when there is no grammar for the language. Python is judged by
-    its own compiler: tree-sitter's grammar accepts an `if` whose body is only a comment."""
+    """True when the text parses; None when there is no grammar for the language or the text is too large
+    to parse on every keystroke. Python is judged by its own compiler: tree-sitter's grammar accepts an
+    `if` whose body is only a comment."""
+    if len(text) > MAX_PARSE_CHARS:
+        return None
     if language == "python":
         try:
             ast.parse(text)

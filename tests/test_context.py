@@ -84,3 +84,15 @@ def test_a_megabyte_line_is_never_tokenized_whole():
     assert cut_prefix("import os\n" + line, 512, count).endswith("1, ")
     assert cut_suffix(line + "]\nprint(x)\n", 256, count).startswith("x = [")
     assert max(seen) <= 512 * CHARS_PER_TOKEN_MAX
+
+
+def test_an_enormous_line_is_cut_to_the_token_budget_not_a_character_guess():
+    from server.context import cut_prefix, cut_suffix
+
+    def count(text):  # "1, " is two tokens: fewer characters per token than a guess of 3 allows
+        return text.count("1") * 2
+    line = "y = [" + "1, " * 10_000
+    head = cut_prefix(line, 512, count)
+    assert 448 <= count(head) <= 512 and line.endswith(head)
+    tail = cut_suffix(line + "]\n", 256, count)
+    assert 224 <= count(tail) <= 256 and line.startswith(tail)
