@@ -109,15 +109,17 @@ class GhostlineProtocol(LanguageServerProtocol):
 
     # Open documents live in server.documents (server/document.py: LSP's line model), not pygls's workspace,
     # whose TextDocument splits lines where LSP does not and re-splits the whole text on every request.
-    def _user_handler(self, method: str, params: Any):
+    # These are plain functions, not generators like pygls's own: pygls files a generator notification's
+    # future under a fresh id that nothing removes, so every didChange leaked one (training.load).
+    def _user_handler(self, method: str, params: Any) -> None:
         if (handler := self.fm.features.get(method)) is not None:
-            yield handler, (params,), None
+            handler(params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
         d = params.text_document
         self._server.documents[d.uri] = Document(d.uri, d.text, d.language_id or "", d.version)
-        yield from self._user_handler(types.TEXT_DOCUMENT_DID_OPEN, params)
+        self._user_handler(types.TEXT_DOCUMENT_DID_OPEN, params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
@@ -132,12 +134,12 @@ class GhostlineProtocol(LanguageServerProtocol):
             else:
                 doc.apply(change.text, (rng.start.line, rng.start.character), (rng.end.line, rng.end.character))
         doc.version = params.text_document.version
-        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CHANGE, params)
+        self._user_handler(types.TEXT_DOCUMENT_DID_CHANGE, params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
         self._server.documents.pop(params.text_document.uri, None)
-        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CLOSE, params)
+        self._user_handler(types.TEXT_DOCUMENT_DID_CLOSE, params)
 
 
 class GhostlineServer(LanguageServer):

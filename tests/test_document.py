@@ -50,11 +50,12 @@ def test_random_edits_keep_the_servers_copy_equal_to_the_clients():
     alphabet = ["a", "b", " ", "\n", "\t", *ODD]
     lines = ["hello", "world"]
     doc = Document("u", "\n".join(lines))
+
+    def pos(lines: list[str]) -> tuple[int, int]:
+        line = rng.randrange(len(lines) + 1)
+        return line, rng.randrange(len(lines[line]) + 2) if line < len(lines) else 0
     for _ in range(500):
-        def pos():
-            line = rng.randrange(len(lines) + 1)
-            return line, rng.randrange(len(lines[line]) + 2) if line < len(lines) else 0
-        start, end = sorted([pos(), pos()])
+        start, end = sorted([pos(lines), pos(lines)])
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(4)))
         lines = _client_apply(lines, start, end, text)
         doc.apply(text, start, end)

@@ -15,7 +15,6 @@ from array import array
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-
 from wire import Wire
 
 PIECES = ["a", "b", "x = 1", " ", "\t", "\n", "\r\n", "\r", "\f", "\v", "\x1c", "\x85", "\u2028", "\u2029",

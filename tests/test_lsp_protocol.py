@@ -1,7 +1,6 @@
 """The JSON-RPC layer against the real server process, byte for byte: lifecycle, framing faults, odd ids.
 No model is loaded (a missing model path), so these run fast."""
 import pytest
-
 from wire import Wire
 
 
@@ -62,3 +61,35 @@ def test_bodies_that_are_not_json_rpc_get_errors_and_odd_ids_no_tracebacks(wire)
     wire.send({"method": "exit"})
     assert wire.close() == 0
     assert b"Traceback" not in wire.stderr()
+
+
+def test_notifications_leave_nothing_behind():
+    """pygls kept a future for every notification handled by a generator, so each didChange leaked one
+    (RSS crept up in `python -m training.load`)."""
+    import io
+    import json
+
+    from pygls.io_ import StdoutWriter
+
+    from server.framing import Framer
+    from server.lsp import create_server
+
+    server = create_server()
+    proto = server.protocol
+    proto.set_writer(StdoutWriter(io.BytesIO()))
+    framer = Framer()
+
+    def send(msg):
+        proto.receive(json.dumps({"jsonrpc": "2.0", **msg}).encode(), framer)
+    send({"id": 1, "method": "initialize", "params": {"capabilities": {}, "processId": None,
+                                                      "initializationOptions": {"model": "/nonexistent"}}})
+    uri = "file:///leak.py"
+    send({"method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": uri, "languageId": "python", "version": 1, "text": ""}}})
+    before = len(proto._request_futures)
+    for i in range(300):
+        send({"method": "textDocument/didChange", "params": {"textDocument": {"uri": uri, "version": i + 2},
+              "contentChanges": [{"range": {"start": {"line": 0, "character": i}, "end": {"line": 0, "character": i}},
+                                  "text": "x"}]}})
+    assert server.documents[uri].text == "x" * 300
+    assert len(proto._request_futures) <= before

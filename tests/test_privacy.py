@@ -1,8 +1,8 @@
 """Redaction on a corpus of secret formats, with the cursor inside each secret; false positives on the
 ordinary code of the corpus test split."""
 import pytest
-
 from secret_corpus import samples
+
 from server.redact import redact, redact_fim
 
 COMPLETIONS = ["", '"', "'\n", "\nprint(1)\n", "x"]
