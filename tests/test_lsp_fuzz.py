@@ -162,5 +162,6 @@ def test_fuzz_every_request_answered_and_documents_stay_in_sync(wire, request):
         assert wire.proc.poll() is None
 
     run()
-    print(f"fuzz: {counter['n']} documents, {counter['messages']} messages")
+    print(f"fuzz: {counter['n']} documents, {counter['messages']} messages, "
+          f"{len(wire.stderr().splitlines())} stderr lines")
     assert b"Traceback" not in wire.stderr()
