@@ -163,6 +163,8 @@ class Ghostline implements vscode.Disposable {
     this.client = client;
     try {
       await client.start();
+      // start() can resolve although initialize failed, when the process died first: that is a failure.
+      if (!client.isRunning()) throw new Error("the server exited during start-up");
       this.log("server started");
     } catch (e) {
       this.client = undefined;
