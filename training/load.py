@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from training.corpus import split_dir
 from training.metrics import percentiles
-from training.simulate import drain
+from training.simulate import drain, proc_status_mb
 
 # --- config -------------------------------------------------------------------------------------
 RATE = 10.0  # keystrokes a second
@@ -32,16 +32,6 @@ SECONDS = 600
 WARMUP_S = 30  # RSS is compared from here on: the model and its buffers are allocated by then
 SAMPLE_S = 5
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def source_text(limit_chars: int) -> str:
@@ -110,13 +100,13 @@ async def run(rate: float, seconds: float, out: Path) -> dict:
         now = time.perf_counter() - t0
         if now >= next_sample:
             stats = await client.protocol.send_request_async("ghostline/stats", {})
-            samples.append({"t": round(now, 1), "rss_mb": rss_mb(pid), "requests": stats.requests,
+            samples.append({"t": round(now, 1), "rss_mb": proc_status_mb(pid, "VmRSS"), "requests": stats.requests,
                             "model_calls": stats.model_calls, "superseded": stats.superseded})
             next_sample += SAMPLE_S
         bar.update(1)
     bar.close()
     await asyncio.sleep(2)
-    samples.append({"t": round(time.perf_counter() - t0, 1), "rss_mb": rss_mb(pid)})
+    samples.append({"t": round(time.perf_counter() - t0, 1), "rss_mb": proc_status_mb(pid, "VmRSS")})
     await client.shutdown_async(None)
     client.exit(None)
     drainer.cancel()

@@ -265,14 +265,19 @@ class Simulator:
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
 
 
-def peak_rss_mb(pid: int) -> float | None:
+def proc_status_mb(pid: int, key: str) -> float | None:
+    """A memory figure of a process from /proc (VmHWM: peak RSS, VmRSS: RSS now), in MB."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    return proc_status_mb(pid, "VmHWM")
 
 
 def collect_files(paths: list[str], split: str) -> list[Path]:
