@@ -1,12 +1,14 @@
 """The model runtime: llama-cpp-python with KV prefix reuse, cancellation between tokens, LoRA seam."""
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from .models import ModelError, ResolvedModel
 from .options import Options
@@ -51,6 +53,27 @@ class Generation:
         return [(tok, lp) for tok, lp, *_ in self.steps[:at]] + [(self.steps[at][3], self.steps[at][4])]
 
 
+_LLAMA_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}  # ggml_log_level
+_llama_log = logging.getLogger("ghostline.llama")
+_log_callback = None  # kept referenced: llama.cpp calls it from C
+
+
+def _route_llama_logs(llama_cpp) -> None:
+    """llama.cpp's own log lines go to Python logging (stderr, at its levels), once per process."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    last = [logging.DEBUG]
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, _user) -> None:
+        last[0] = _LLAMA_LEVELS.get(level, last[0])  # 5 continues the previous line's level
+        if _llama_log.isEnabledFor(last[0]) and text.strip():
+            _llama_log.log(last[0], "%s", text.decode("utf-8", "replace").rstrip())
+    _log_callback = callback
+    llama_cpp.llama_log_set(callback, None)
+
+
 class LlamaRuntime:
     """One loaded GGUF (optionally with a LoRA adapter). Not thread-safe: one worker drives it."""
 
@@ -58,17 +81,24 @@ class LlamaRuntime:
                  n_threads: int | None = None):
         try:  # imported here, on the loader thread: numpy (OpenBLAS) imported on the server's main thread at
             # start-up left the LSP server unresponsive once the model had loaded (tests/test_lsp_bad_input)
+            import llama_cpp
             import numpy as np
             from llama_cpp import Llama, llama_get_logits_ith
         except ImportError as e:
             raise ModelError(f"llama-cpp-python is not installed ({e}); run `make setup`") from e
         self.model = model
         self.template: FimTemplate = get_template(model.fim_template)
-        threads = n_threads or int(os.environ.get("GHOSTLINE_THREADS", 0)) or os.cpu_count() or 1
+        threads = n_threads or int(os.environ.get("GHOSTLINE_THREADS", "0")) or os.cpu_count() or 1
         t0 = time.perf_counter()
+        _route_llama_logs(llama_cpp)
         try:
-            self.llm = Llama(model_path=str(model.path), n_ctx=n_ctx, n_batch=512, n_threads=threads,
-                             n_threads_batch=threads, lora_path=lora_path, verbose=False)
+            # verbose=True: with False, llama-cpp-python points fds 1 and 2 at /dev/null while it loads, and fd 1
+            # is the LSP channel: every message the server sent meanwhile was lost (a request never answered).
+            # Its own verbose prints (sys.stderr, looked up when printing) are dropped instead; log lines are not.
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.llm = Llama(model_path=str(model.path), n_ctx=n_ctx, n_batch=512, n_threads=threads,
+                                 n_threads_batch=threads, lora_path=lora_path, verbose=True)
+            self.llm.verbose = False  # no per-call prints from here on
         except Exception as e:  # llama.cpp reports a bad file as a bare ValueError
             raise ModelError(f"could not load {model.path}: {e}; the file may be corrupt — "
                              f"run `python -m server.models verify`") from e

@@ -1,5 +1,7 @@
 """The JSON-RPC layer against the real server process, byte for byte: lifecycle, framing faults, odd ids.
-No model is loaded (a missing model path), so these run fast."""
+No model is loaded (a missing model path), so these run fast; the one marked `model` loads the default."""
+import time
+
 import pytest
 from wire import Wire
 
@@ -93,3 +95,16 @@ def test_notifications_leave_nothing_behind():
                                   "text": "x"}]}})
     assert server.documents[uri].text == "x" * 300
     assert len(proto._request_futures) <= before
+
+
+@pytest.mark.model
+def test_every_request_sent_while_the_model_loads_is_answered(wire):
+    """llama-cpp-python quiet (verbose=False) points fd 1 at /dev/null while it loads a model: a response
+    written meanwhile was lost, and the editor waited for it forever."""
+    wire.initialize({})  # the default model
+    ids = [f"s{i}" for i in range(60)]
+    for i in ids:
+        wire.send({"id": i, "method": "ghostline/stats"})
+        time.sleep(0.02)
+    states = [wire.response(i, timeout=60)["result"]["state"] for i in ids]
+    assert states[0] == "loading" and states[-1] == "ready", states

@@ -10,9 +10,10 @@ NO_MODEL = {"model": "/nonexistent/model.gguf"}
 
 
 class Wire:
-    def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "server"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def __init__(self, wrapper: tuple[str, ...] = (), env: dict | None = None):
+        """`wrapper`: a command the server runs under (e.g. strace); `env`: its environment."""
+        self.proc = subprocess.Popen([*wrapper, sys.executable, "-m", "server"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.inbox: queue.Queue = queue.Queue()
         self.answered: dict = {}  # id -> response, read but not yet asked for
         self._err = bytearray()  # drained as it comes: a full stderr pipe would block the server
@@ -62,9 +63,9 @@ class Wire:
         except queue.Empty:
             return out
 
-    def initialize(self):
+    def initialize(self, options: dict = NO_MODEL):
         self.send({"id": "init", "method": "initialize",
-                   "params": {"capabilities": {}, "processId": None, "initializationOptions": NO_MODEL}})
+                   "params": {"capabilities": {}, "processId": None, "initializationOptions": options}})
         assert "result" in self.response("init")
         self.send({"method": "initialized", "params": {}})
 
