@@ -14,7 +14,8 @@ from .cache import TypingCache
 from .context import build_context
 from .filter import Decision, Filter, NoFilter, decide
 from .options import Options
-from .postprocess import confident_lines, decide_multiline, early_stop, finish, repeated_first_line
+from .postprocess import (confident_lines, decide_multiline, early_stop, finish, one_line_wanted,
+                          repeated_first_line)
 from .runtime import Generation
 from .settings import Settings
 from .templates import FimTemplate
@@ -160,14 +161,30 @@ class Engine:
         def generate(forced=()) -> Generation:
             return self.runtime.generate(prompt, max_tokens=settings.maxTokens, cancel=cancel,
                                          chunk=opts.prompt_chunk, should_stop=should_stop, forced=forced)
+
+        post_ms = 0.0
+
+        def answer(g: Generation) -> str:
+            nonlocal post_ms
+            t = time.perf_counter()
+            out = finish(g.text, g.line_logprobs, g.stop_reason, prefix, suffix, multiline, opts, req.language)
+            post_ms += (time.perf_counter() - t) * 1000
+            return out
         gen = first = generate()
         repeat = repeated_first_line(gen.text, prefix, suffix) if opts.avoid_repeat else 0
         forced = gen.branch_in(repeat) if repeat else None
         if forced:
             gen = generate(forced)
+        text = answer(gen)
+        # At the start of a line with code, nothing or a statement over several lines: the model's runner-up
+        # at its least certain token of the first line, when that gives one whole line.
+        if not forced and opts.line_start_one_line and one_line_wanted(text, prefix, suffix):
+            alt = gen.branch_in(len(gen.text.split("\n", 1)[0]))
+            other = generate(alt) if alt else None
+            if other is not None and (other_text := answer(other)).count("\n") == 1:
+                gen, text, forced = other, other_text, alt
+        if gen is not first:
             gen.prompt_ms, gen.generate_ms = first.prompt_ms, first.generate_ms + gen.prompt_ms + gen.generate_ms
-        t_gen = time.perf_counter()
-        text = finish(gen.text, gen.line_logprobs, gen.stop_reason, prefix, suffix, multiline, opts, req.language)
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
         result.line_logprobs, result.stop_reason, result.branched = gen.line_logprobs, gen.stop_reason, bool(forced)
@@ -176,7 +193,7 @@ class Engine:
         result.timings = {
             "filter_ms": (t_filter - t0) * 1000, "context_ms": (t_ctx - t_filter) * 1000,
             "prompt_ms": gen.prompt_ms, "generate_ms": gen.generate_ms,
-            "post_ms": (t_post - t_gen) * 1000, "total_ms": (t_post - t0) * 1000,
+            "post_ms": post_ms, "total_ms": (t_post - t0) * 1000,
         }
         self.cache.put(req.uri, prefix, suffix, text, result.id)
         return result

@@ -39,6 +39,9 @@ class Options:
     # A first line that repeats the code at or after the cursor is replaced by the model's runner-up at the
     # token it was least sure of on that line (one extra branch of a few tokens; the prompt stays cached).
     avoid_repeat: bool = True
+    # At the start of a line with code, when the answer is nothing or a statement over several lines, try the
+    # runner-up at the least certain token of its first line and take it if it gives one whole line.
+    line_start_one_line: bool = True  # validation split, 100 line-start tasks: ES +0.034 [+0.012, +0.060]
     stop_blank_line: bool = False  # a blank line after content ends a block
     stop_dedent: bool = True  # a line indented less than the block's first line ends it
     stop_suffix_repeat: bool = True  # a line that repeats the next line of the suffix ends it

@@ -86,6 +86,12 @@ def repeated_first_line(text: str, prefix: str, suffix: str) -> int:
     return 0
 
 
+def one_line_wanted(answer: str, prefix: str, suffix: str) -> bool:
+    """At the start of a line with code, an answer of nothing or of a statement over several lines: worth
+    asking the model for a one-line alternative (one inserted line ends in exactly one newline)."""
+    return editor_state(prefix, suffix) is EditorState.LINE_START and answer.count("\n") != 1
+
+
 def _block(text: str, prefix: str, suffix: str, options: Options) -> tuple[str, bool]:
     """Multi-line: stop at a dedent past the block, at a line the suffix repeats, at chat formatting and
     (when switched on) at a blank line after content. Returns the kept text and whether a rule fired."""

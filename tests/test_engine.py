@@ -124,7 +124,21 @@ def test_a_first_line_that_repeats_the_code_below_is_replaced_by_the_runner_up()
     r = Engine(rt).complete(req(doc))
     assert r.text == "name = 'Zone'\n    " and r.branched and rt.forced[1] == [(0, -1.0), (101, -3.0)]
     rt = BranchingRuntime("aliases = ['zone']\n", "name = 'Zone'\n")
-    r = Engine(rt, options=Options(avoid_repeat=False)).complete(req(doc))
+    r = Engine(rt, options=Options(avoid_repeat=False, line_start_one_line=False)).complete(req(doc))
     assert r.text == "" and not r.branched and len(rt.forced) == 1
     rt = BranchingRuntime("x = 1\n", "unused\n")  # a new line: no branch
     assert Engine(rt).complete(req("def f():\n    |\n    return x\n")).text == "x = 1" and len(rt.forced) == 1
+
+
+def test_at_a_line_start_a_statement_over_several_lines_gives_way_to_a_one_line_runner_up():
+    doc = "def f(x):\n    |return x\n"
+    rt = BranchingRuntime("if x:\n        x = 1\n", "x = 2\n")
+    r = Engine(rt).complete(req(doc))
+    assert r.text == "x = 2\n    " and r.branched and rt.forced[1] == [(0, -1.0), (101, -3.0)]
+    rt = BranchingRuntime("if x:\n        x = 1\n", "if y:\n        x = 3\n")  # no one-liner: keep the first
+    assert Engine(rt).complete(req(doc)).text == "if x:\n        x = 1\n    " and len(rt.forced) == 2
+    rt = BranchingRuntime("if x:\n        x = 1\n", "x = 2\n")
+    r = Engine(rt, options=Options(line_start_one_line=False)).complete(req(doc))
+    assert r.text == "if x:\n        x = 1\n    " and len(rt.forced) == 1
+    rt = BranchingRuntime("x = 1\n", "unused\n")  # one line already: no branch
+    assert Engine(rt).complete(req(doc)).text == "x = 1\n    " and len(rt.forced) == 1
