@@ -48,6 +48,7 @@ model: $(STAMP)
 setup: venv model
 
 test-python: setup
+	$(PY) -m ruff check .
 	GHOSTLINE_REQUIRE_MODEL=1 $(PY) -m pytest -q -ra
 
 demo: setup

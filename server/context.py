@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from .options import Options
 from .templates import Snippet
@@ -114,7 +114,7 @@ def best_snippets(query: str, others: Iterable[tuple[str, str]], budget: int, co
     scored.sort(key=lambda t: (-t[0], t[1], t[2]))
     chosen: list[tuple[str, int, str]] = []
     used = 0
-    for score, path, i, chunk in scored:
+    for _score, path, i, chunk in scored:
         if len(chosen) >= max_snippets:
             break
         if any(p == path and abs(j - i) < window for p, j, _ in chosen):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class EditorState(str, Enum):
+class EditorState(str, Enum):  # noqa: UP042 (str() and f-strings of members are relied on as they are)
     END_OF_LINE = "end_of_line"  # code before the cursor, nothing after it: a partly typed line
     EMPTY_LINE = "empty_line"  # only indentation on the line: the user pressed Enter
     LINE_START = "line_start"  # only indentation before the cursor, code after it

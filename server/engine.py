@@ -14,8 +14,7 @@ from .cache import TypingCache
 from .context import build_context
 from .filter import Decision, Filter, NoFilter, decide
 from .options import Options
-from .postprocess import (confident_lines, decide_multiline, early_stop, finish, one_line_wanted,
-                          repeated_first_line)
+from .postprocess import confident_lines, decide_multiline, early_stop, finish, one_line_wanted, repeated_first_line
 from .runtime import Generation
 from .settings import Settings
 from .templates import FimTemplate

@@ -13,8 +13,13 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
-from pygls.exceptions import (JsonRpcException, JsonRpcInternalError, JsonRpcInvalidRequest, JsonRpcParseError,
-                              JsonRpcServerNotInitialized)
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidRequest,
+    JsonRpcParseError,
+    JsonRpcServerNotInitialized,
+)
 from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
@@ -29,7 +34,6 @@ from .models import ModelError, resolve
 from .runtime import Cancelled, LlamaRuntime
 from .scheduler import LatestWins, Superseded
 from .session import Session
-from .settings import parse_settings
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ class Options:
     drop_chat: bool = True  # an instruct model's chat formatting (``` fences) is never code
     line_start_newline: bool = True  # at the start of a line with code, insert a whole line
 
-    def with_values(self, **raw: str) -> "Options":
+    def with_values(self, **raw: str) -> Options:
         """A copy with values parsed from strings (command-line ablations); unknown names are errors."""
         types = {f.name: type(getattr(self, f.name)) for f in fields(self)}
         changes: dict[str, object] = {}

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 from .survival import CHECK_DELAYS_S, similarity
 from .telemetry import TelemetryStore, effective_level

@@ -12,12 +12,20 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import Sequence
 from urllib.parse import unquote, urlparse
 
-__all__ = ["redact", "redact_count", "redact_parts", "redact_fim", "find_secrets", "is_sensitive_path",
-           "shannon_entropy", "SECRET_KINDS"]
+__all__ = [
+    "SECRET_KINDS",
+    "find_secrets",
+    "is_sensitive_path",
+    "redact",
+    "redact_count",
+    "redact_fim",
+    "redact_parts",
+    "shannon_entropy",
+]
 
 # Placeholders in configuration templates that are not secrets.
 _PLACEHOLDER = re.compile(
@@ -74,8 +82,8 @@ _WHOLE: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 # --- value-only patterns: group "v" is replaced, the rest (the name, the quotes) is kept ----------------
-_STRONG_NAMES = (r"password|passwd|passphrase|pwd|(?:\b|(?<=[_-]))pass\b|secret|secret[_-]?key|client[_-]?secret|api[_-]?key|apikey|"
-                 r"access[_-]?key|private[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|"
+_STRONG_NAMES = (r"password|passwd|passphrase|pwd|(?:\b|(?<=[_-]))pass\b|secret|secret[_-]?key|client[_-]?secret|"
+                 r"api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|"
                  r"bearer[_-]?token|session[_-]?token|credentials?")
 _ANNOTATION = r"(?:[ \t]*:[ \t]*[A-Za-z_][\w\[\]., |]{0,40}?)?"  # `password: str = "..."`
 _VALUE: list[tuple[str, re.Pattern[str]]] = [

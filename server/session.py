@@ -9,7 +9,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .engine import Engine, Request, Result, check_input
 from .models import ModelError

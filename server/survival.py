@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SURVIVAL_THRESHOLD", "CHECK_DELAYS_S", "best_window_distance", "similarity", "survived",
-           "check", "adjust_offset"]
+__all__ = [
+    "CHECK_DELAYS_S",
+    "SURVIVAL_THRESHOLD",
+    "adjust_offset",
+    "best_window_distance",
+    "check",
+    "similarity",
+    "survived",
+]
 
 SURVIVAL_THRESHOLD = 0.8  # similarity at or above which accepted text counts as "survived"
 CHECK_DELAYS_S = (30.0, 120.0)  # when the server checks after an accept

@@ -36,19 +36,37 @@ import secrets
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .redact import is_sensitive_path, redact_fim
 from .survival import SURVIVAL_THRESHOLD
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LEVELS", "EVENT_KINDS", "IGNORE_REASONS", "SCHEMA_VERSION", "MIGRATIONS", "METRIC_COLUMNS",
-           "RAW_COLUMNS", "effective_level", "default_data_dir", "default_config_dir", "default_db_path",
-           "default_key_path", "load_or_create_key", "keyed_hash", "prompt_text", "migrate",
-           "snapshot_db", "related_files", "TelemetryStore"]
+__all__ = [
+    "EVENT_KINDS",
+    "IGNORE_REASONS",
+    "LEVELS",
+    "METRIC_COLUMNS",
+    "MIGRATIONS",
+    "RAW_COLUMNS",
+    "SCHEMA_VERSION",
+    "TelemetryStore",
+    "default_config_dir",
+    "default_data_dir",
+    "default_db_path",
+    "default_key_path",
+    "effective_level",
+    "keyed_hash",
+    "load_or_create_key",
+    "migrate",
+    "prompt_text",
+    "related_files",
+    "snapshot_db",
+]
 
 LEVELS = ("off", "metrics", "training")
 EVENT_KINDS = ("requested", "shown", "accepted", "partial", "ignored", "helpful", "unhelpful", "survival")
@@ -599,7 +617,7 @@ class TelemetryStore:
     def _quarantine(self, e: BaseException) -> None:
         """Move the damaged database and its -wal/-shm to `<name>.corrupt-<timestamp>[-wal|-shm]` (a pair
         SQLite can still open for recovery) and close the connection."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         base = self.db_path.with_name(f"{self.db_path.name}.corrupt-{stamp}")
 
         def move_all(final: bool) -> None:
@@ -894,7 +912,7 @@ class TelemetryStore:
             self._log_once("counts", "telemetry: counts failed: %s", e)
             return {}
 
-    def __enter__(self) -> "TelemetryStore":
+    def __enter__(self) -> TelemetryStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -1,5 +1,4 @@
-from server.context import (best_snippets, build_context, cut_prefix, cut_suffix, display_path,
-                            estimate_tokens)
+from server.context import best_snippets, build_context, cut_prefix, cut_suffix, display_path, estimate_tokens
 from server.options import Options
 
 

@@ -4,8 +4,8 @@ import threading
 import pytest
 
 from server.engine import Engine, InputError, Request
-from server.options import Options
 from server.features import FEATURE_NAMES, History, extract, vectorize
+from server.options import Options
 from server.runtime import Cancelled, Generation
 from server.settings import Settings
 from server.templates import get_template

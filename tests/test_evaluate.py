@@ -3,12 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from training import evaluate
-from training.metrics import percentiles
 from server.editor_state import editor_state
 from server.options import Options
 from server.syntax import parses
+from training import evaluate
 from training.fim_tasks import KINDS, doctest_checks_hole, list_files, make_tasks, python_roots, run_doctest
+from training.metrics import percentiles
 
 
 def test_edit_similarity_and_percentiles():

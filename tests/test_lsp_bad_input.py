@@ -1,15 +1,12 @@
 """Bad input gets an empty answer and a clear message; the server stays up."""
-import asyncio
 import json
 import subprocess
 import sys
 
 import pytest
 import pytest_lsp
-from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
-
 from lsp_helpers import inline, insert, open_doc, ready, start, stats
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 SERVER = [sys.executable, "-m", "server"]
 

@@ -7,11 +7,10 @@ import sys
 
 import pytest
 import pytest_lsp
+from lsp_helpers import inline, insert, open_doc, position_of, ready, start, stats
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient
-
-from lsp_helpers import inline, insert, open_doc, position_of, ready, start, stats
 
 pytestmark = pytest.mark.model
 

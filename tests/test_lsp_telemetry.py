@@ -6,10 +6,9 @@ import sys
 
 import pytest
 import pytest_lsp
+from lsp_helpers import inline, open_doc, position_of, ready, start, wait_for
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
-
-from lsp_helpers import inline, open_doc, position_of, ready, start, wait_for
 
 pytestmark = pytest.mark.model
 
@@ -54,7 +53,8 @@ async def test_training_level_records_then_editor_switch_turns_it_off(client: La
     await client.workspace_execute_command_async(types.ExecuteCommandParams("ghostline.accepted", [cid]))
     assert await wait_for(lambda: os.path.exists(DB) and len(rows(
         f"SELECT kind FROM events WHERE completion_id='{cid}'")) == 3, 30), "events not recorded"
-    (prefix, completion, level), = rows(f"SELECT prefix, completion, level FROM suggestions WHERE completion_id='{cid}'")
+    (prefix, completion, level), = rows(
+        f"SELECT prefix, completion, level FROM suggestions WHERE completion_id='{cid}'")
     assert level == "training" and "def area(width, height):" in prefix and completion
     assert "AKIAIOSFODNN7EXAMPLE" not in prefix, "secret not redacted"
     assert oct(os.stat(DB).st_mode & 0o777) == "0o600"

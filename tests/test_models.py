@@ -1,5 +1,4 @@
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +22,7 @@ def test_unknown_model_lists_known_ones():
 
 def test_missing_file_says_how_to_pull(tmp_path, monkeypatch):
     monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path))
-    with pytest.raises(ModelError, match="python -m server.models pull"):
+    with pytest.raises(ModelError, match=r"python -m server\.models pull"):
         models.resolve("qwen2.5-coder-0.5b-instruct-q4_k_m")
 
 

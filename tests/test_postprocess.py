@@ -1,6 +1,12 @@
 from server.options import Options
-from server.postprocess import (confident_lines, decide_multiline, early_stop, postprocess,
-                                trim_block, trim_suffix_overlap)
+from server.postprocess import (
+    confident_lines,
+    decide_multiline,
+    early_stop,
+    postprocess,
+    trim_block,
+    trim_suffix_overlap,
+)
 
 NO_BLOCK = Options(block=False)
 BLANK_STOPS = Options(stop_blank_line=True)
@@ -122,7 +128,8 @@ def test_block_ends_where_the_file_parses():
     suffix = "\n\n\ndef g():\n    pass\n"
     raw = "total = 0\n    for x in xs:\n        total += x\n    if total:"
     # the heuristics keep all four lines; the last one opens a body that never comes
-    assert postprocess(raw, prefix, suffix, True, language="python") == "total = 0\n    for x in xs:\n        total += x"
+    kept = "total = 0\n    for x in xs:\n        total += x"
+    assert postprocess(raw, prefix, suffix, True, language="python") == kept
     assert postprocess(raw, prefix, suffix, True, Options(syntax_check=False), language="python") == raw
 
 

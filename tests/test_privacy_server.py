@@ -57,7 +57,8 @@ def session(tmp_path: Path, level: str) -> dict:
            "XDG_DATA_HOME": str(dirs["xdg-data"]), "XDG_CONFIG_HOME": str(dirs["xdg-config"]),
            "XDG_CACHE_HOME": str(dirs["xdg-cache"]), "GHOSTLINE_MODELS_DIR": str(models_dir())}
     trace = tmp_path / "strace.txt"
-    wrapper = ("strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=socket", "-o", str(trace)) if shutil.which("strace") else ()
+    strace = ("strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=socket", "-o", str(trace))
+    wrapper = strace if shutil.which("strace") else ()
     w = Wire(wrapper, env)
     try:
         w.initialize({"telemetryLevel": level, "clientTelemetryEnabled": True, "maxTokens": 24})

@@ -1,7 +1,15 @@
 import pytest
 
-from server.redact import (SECRET_KINDS, find_secrets, is_sensitive_path, redact, redact_count, redact_fim,
-                           redact_parts, shannon_entropy)
+from server.redact import (
+    SECRET_KINDS,
+    find_secrets,
+    is_sensitive_path,
+    redact,
+    redact_count,
+    redact_fim,
+    redact_parts,
+    shannon_entropy,
+)
 
 # Synthetic secrets in each standard format (none of them is a real credential).
 SECRETS = {
@@ -23,7 +31,8 @@ SECRETS = {
             "-----END RSA PRIVATE KEY-----'''", "MIIEpAIBAAKCAQEA7bq9Zx"),
     "pem_truncated": ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAA",
                       "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAA"),
-    "jwt": ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "jwt": ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
             "eyJzdWIiOiIxMjM0NTY3ODkwIn0"),
     "password": ('db_password = "correct horse battery"', "correct horse battery"),
     "password_json": ('{"password": "hunter2hunter2"}', "hunter2hunter2"),

@@ -3,12 +3,12 @@ import sqlite3
 import time
 
 import pytest
+from test_engine import ScriptedRuntime
 
 from server.engine import Request
 from server.recorder import Accepted, Recorder, _line_offset
 from server.session import Session
 from server.telemetry import TelemetryStore
-from test_engine import ScriptedRuntime
 
 DOC = "def f(xs):\n    \n\n\ndef g(): pass\n"
 OFFSET = DOC.index("    \n") + 4
@@ -79,7 +79,8 @@ def test_outcomes_reason_length_and_survival(tmp_path):
     db = tmp_path / "t.sqlite3"
     got = rows(db, "SELECT completion_id, kind, accepted_length, reason FROM events WHERE kind != 'requested'")
     assert (first.id, "partial", 5, None) in got and (second.id, "ignored", None, "typed_over") in got
-    survival = rows(db, f"SELECT delay_s, survived, value FROM events WHERE kind='survival' AND completion_id='{third.id}' ORDER BY delay_s")
+    survival = rows(db, "SELECT delay_s, survived, value FROM events WHERE kind='survival' "
+                        f"AND completion_id='{third.id}' ORDER BY delay_s")
     assert [(d, ok) for d, ok, _ in survival] == [(0.05, 1), (0.1, 0)]
     assert survival[0][2] == 1.0 and survival[1][2] < 0.8
     s.shutdown()

@@ -3,8 +3,15 @@ import time
 
 import pytest
 
-from server.survival import (CHECK_DELAYS_S, SURVIVAL_THRESHOLD, adjust_offset, best_window_distance, check,
-                             similarity, survived)
+from server.survival import (
+    CHECK_DELAYS_S,
+    SURVIVAL_THRESHOLD,
+    adjust_offset,
+    best_window_distance,
+    check,
+    similarity,
+    survived,
+)
 
 ACCEPTED = "    total = sum(values)\n    return total / len(values)\n"
 DOC_BEFORE = "def mean(values):\n"

@@ -252,7 +252,7 @@ def test_corrupt_database_is_quarantined(paths):
     base = quarantined[0]
     assert base.startswith(db.name + ".corrupt-") and base + "-wal" in quarantined  # still a pair
     assert len(problems) == 1 and "damaged" in problems[0] and s.problem == problems[0]
-    for i in range(5):
+    for _i in range(5):
         assert s.record_shown("after")
     s.close()
     assert len(problems) == 1
@@ -416,7 +416,8 @@ def test_retention_by_age_and_rows(paths):
     s.close()
     ids = [r[0] for r in rows(db, "SELECT completion_id FROM suggestions ORDER BY ts")]
     assert ids == [f"new{i:02d}" for i in range(30, 80)]
-    assert rows(db, "SELECT count(*) FROM events WHERE completion_id NOT IN (SELECT completion_id FROM suggestions)") == [(0,)]
+    orphans = "SELECT count(*) FROM events WHERE completion_id NOT IN (SELECT completion_id FROM suggestions)"
+    assert rows(db, orphans) == [(0,)]
 
 
 def test_retention_on_open_and_by_size(paths):
@@ -437,7 +438,7 @@ def test_retention_on_open_and_by_size(paths):
 
 
 def test_snapshot(paths, tmp_path):
-    db, _ = paths
+    _db, _ = paths
     s = store_at(paths, "training")
     request(s, "a")
     s.record_shown("a")

@@ -38,8 +38,8 @@ from server.lsp import load_runtime
 from server.options import Options
 from server.postprocess import decide_multiline, finish
 from server.settings import Settings
-from training.corpus import split_dir
 from server.syntax import parses
+from training.corpus import split_dir
 from training.fim_tasks import KINDS, Task, doctest_checks_hole, list_files, make_tasks, run_doctest
 from training.metrics import percentiles
 
@@ -377,7 +377,7 @@ def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows
                                      "path": task.path, "middle": task.middle, "model": runtime.model_id})
             raws = ["raw", "raw_block"] if task.kind == "block" else ["raw"]
             others = open_siblings(task, split_dir(split) / task.language)
-            todo = {system: lambda engine=engine: run_pipeline(engine, task, others)
+            todo = {system: lambda engine=engine, task=task, others=others: run_pipeline(engine, task, others)
                     for system, engine in engines.items()}
             fresh = [s for s in [*raws, *todo] if s not in row]
             if set(raws) & set(fresh):
@@ -462,8 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = build_summary(rows, systems)
 
     # export
-    meta = {"model": sorted({r.get("model", "") for r in rows}), "seed": args.seed, "split": args.split, "n_tasks": len(rows),
-            "counts": counts, "max_tokens": MAX_TOKENS, "options": asdict(Options()),
+    meta = {"model": sorted({r.get("model", "") for r in rows}), "seed": args.seed, "split": args.split,
+            "n_tasks": len(rows), "counts": counts, "max_tokens": MAX_TOKENS, "options": asdict(Options()),
             "ablations": list(variants), "bootstrap": BOOTSTRAP}
     out_json = args.out / f"{name}.json"
     out_json.write_text(json.dumps({"meta": meta, "summary": summary}, indent=1))

@@ -21,7 +21,6 @@ import math
 import os
 import random
 import re
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -186,7 +185,7 @@ class Simulator:
                                                       msg_id=msg_id)
         try:
             result = await (fut if self.wait else asyncio.wait_for(asyncio.shield(fut), budget_s))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.stats.late += 1
             self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
             fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # the answer is an error now

@@ -17,14 +17,23 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
+from server.telemetry import (
+    EVENT_KINDS,
+    METRIC_COLUMNS,
+    SCHEMA_VERSION,
+    default_db_path,
+    default_key_path,
+    migrate,
+    related_files,
+    snapshot_db,
+)
 from training.metrics import percentiles
-from server.telemetry import (EVENT_KINDS, METRIC_COLUMNS, SCHEMA_VERSION, default_db_path, default_key_path,
-                              migrate, related_files, snapshot_db)
 
 STAGES = ("filter_ms", "context_ms", "prompt_ms", "generate_ms", "post_ms", "total_ms")
 EVENT_COLUMNS = ("kind", "ts", "accepted_length", "reason", "value", "survived", "delay_s")
@@ -117,7 +126,7 @@ def _fmt_rate(x: float | None) -> str:
 
 
 def _fmt_ts(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def print_stats(st: dict[str, Any], db: Path, out: TextIO) -> None:
@@ -190,7 +199,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 1
     since = None
     if args.since_days is not None:
-        since = datetime.now(timezone.utc).timestamp() - args.since_days * 86400
+        since = datetime.now(UTC).timestamp() - args.since_days * 86400
     out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
     n = 0
     try:
@@ -271,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("purge", parents=[common], help="delete the database (and with --key the hashing key)")
     g.add_argument("--yes", action="store_true", help="really delete")
     g.add_argument("--key", action="store_true", help="also delete the per-install hashing key")
-    g.add_argument("--key-path", help="the key file (default: %s)" % default_key_path())
+    g.add_argument("--key-path", help=f"the key file (default: {default_key_path()})")
     g.set_defaults(func=cmd_purge)
     return p
 
