@@ -76,6 +76,13 @@ PASSWORD_CONTEXTS = [
     ("ini", "[database]\npassword = {s}\n"),
     ("basic_auth", 'headers = {{"Authorization": "Basic {s}"}}\n'),
 ]
+WINDOW = 8  # a stored run of this many characters of a secret counts as a leak
+
+
+def leaked(secret: str, stored: str) -> bool:
+    return any(secret[i:i + WINDOW] in stored for i in range(max(1, len(secret) - WINDOW + 1)))
+
+
 PEM = ("-----BEGIN {kind}PRIVATE KEY-----\n{body}\n-----END {kind}PRIVATE KEY-----\n")
 
 

@@ -1,16 +1,11 @@
 """Redaction on a corpus of secret formats, with the cursor inside each secret; false positives on the
 ordinary code of the corpus test split."""
 import pytest
-from secret_corpus import samples
+from secret_corpus import leaked, samples
 
 from server.redact import redact, redact_fim
 
 COMPLETIONS = ["", '"', "'\n", "\nprint(1)\n", "x"]
-WINDOW = 8  # a stored run of this many characters of a secret counts as a leak
-
-
-def leaked(secret: str, stored: str) -> bool:
-    return any(secret[i:i + WINDOW] in stored for i in range(max(1, len(secret) - WINDOW + 1)))
 
 
 def test_recall_with_the_cursor_inside_every_secret():

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from secret_corpus import samples
-from test_privacy import leaked
+from secret_corpus import leaked, samples
 from wire import Wire
 
 from server.models import models_dir

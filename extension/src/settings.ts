@@ -1,5 +1,7 @@
 // Ghostline's settings as the extension reads them and as the server receives them (docs/protocol.md).
-// No `vscode` import: unit-tested under plain Node.
+// No `vscode` import: unit-tested under plain Node. Defaults, choices and ranges come from package.json's
+// `contributes.configuration`, the one definition (tests/test_vocabulary.py holds the server and docs to it).
+import manifest from "../../package.json";
 
 export type Multiline = "auto" | "always" | "never";
 export type FilterAggressiveness = "off" | "low" | "medium" | "high";
@@ -28,18 +30,16 @@ export type GhostlineSettings = ServerSettings & ClientSettings;
 /** What the server gets: the server settings plus VS Code's own telemetry switch. */
 export type ServerPayload = ServerSettings & { clientTelemetryEnabled: boolean };
 
-export const DEFAULTS: Readonly<GhostlineSettings> = Object.freeze({
-  enable: true,
-  languages: {},
-  model: "",
-  maxTokens: 128,
-  multiline: "auto",
-  debounceMs: 150,
-  filterAggressiveness: "medium",
-  telemetryLevel: "off",
-  pythonPath: "",
-  serverRoot: "",
-});
+interface Spec { default: unknown; enum?: string[]; minimum?: number; maximum?: number }
+
+const SPECS: Record<string, Spec> = Object.fromEntries(
+  manifest.contributes.configuration.flatMap((section) => Object.entries(section.properties))
+    .map(([key, spec]) => [key.replace(/^ghostline\./, ""), spec as Spec]),
+);
+
+export const DEFAULTS: Readonly<GhostlineSettings> = Object.freeze(
+  Object.fromEntries(Object.entries(SPECS).map(([key, spec]) => [key, spec.default])) as unknown as GhostlineSettings,
+);
 
 export const SERVER_KEYS: readonly (keyof ServerSettings)[] = [
   "enable", "languages", "model", "maxTokens", "multiline", "debounceMs", "filterAggressiveness", "telemetryLevel",
@@ -49,22 +49,26 @@ export const SERVER_KEYS: readonly (keyof ServerSettings)[] = [
 export const RESTART_KEYS: readonly (keyof ClientSettings)[] = ["pythonPath", "serverRoot"];
 
 const CHOICES = {
-  multiline: ["auto", "always", "never"],
-  filterAggressiveness: ["off", "low", "medium", "high"],
-  telemetryLevel: ["off", "metrics", "training"],
-} as const;
+  multiline: SPECS.multiline.enum ?? [],
+  filterAggressiveness: SPECS.filterAggressiveness.enum ?? [],
+  telemetryLevel: SPECS.telemetryLevel.enum ?? [],
+};
 
-const RANGES = { maxTokens: [1, 512], debounceMs: [0, 2000] } as const;
+const RANGES = {
+  maxTokens: [SPECS.maxTokens.minimum ?? 0, SPECS.maxTokens.maximum ?? 0],
+  debounceMs: [SPECS.debounceMs.minimum ?? 0, SPECS.debounceMs.maximum ?? 0],
+};
 
 function choice<K extends keyof typeof CHOICES>(key: K, value: unknown): GhostlineSettings[K] {
   const allowed = CHOICES[key] as readonly string[];
   return (typeof value === "string" && allowed.includes(value) ? value : DEFAULTS[key]) as GhostlineSettings[K];
 }
 
+/** The server's rule: an integer within the range, else the default. */
 function int(key: keyof typeof RANGES, value: unknown): number {
   const [lo, hi] = RANGES[key];
-  if (typeof value !== "number" || !Number.isFinite(value)) return DEFAULTS[key];
-  return Math.min(hi, Math.max(lo, Math.round(value)));
+  const ok = typeof value === "number" && Number.isInteger(value) && value >= lo && value <= hi;
+  return ok ? value : DEFAULTS[key];
 }
 
 function languages(value: unknown): Record<string, boolean> {
@@ -78,8 +82,8 @@ function languages(value: unknown): Record<string, boolean> {
 
 /**
  * Normalizes whatever the configuration holds (user JSON can be anything) into well-typed settings.
- * Out-of-range numbers are clamped and unknown choices fall back to the default, so the extension's own
- * behaviour (debounce, enablement) never depends on a malformed value.
+ * Out-of-range or fractional numbers and unknown choices fall back to the default (as on the server), so the
+ * extension's own behaviour (debounce, enablement) never depends on a malformed value.
  */
 export function normalizeSettings(raw: Partial<Record<keyof GhostlineSettings, unknown>> | undefined): GhostlineSettings {
   const r = raw ?? {};

@@ -10,7 +10,7 @@ test("defaults when nothing is configured", () => {
   assert.deepEqual(normalizeSettings({}), DEFAULTS);
 });
 
-test("malformed values fall back or are clamped", () => {
+test("malformed values fall back to the default, as on the server", () => {
   const s = normalizeSettings({
     enable: "yes", languages: { python: true, markdown: "no", "*": false }, model: "  my.gguf ",
     maxTokens: 100000, debounceMs: -5, multiline: "sometimes", filterAggressiveness: "high",
@@ -19,15 +19,16 @@ test("malformed values fall back or are clamped", () => {
   assert.equal(s.enable, true);
   assert.deepEqual(s.languages, { python: true, "*": false });
   assert.equal(s.model, "my.gguf");
-  assert.equal(s.maxTokens, 512);
-  assert.equal(s.debounceMs, 0);
+  assert.equal(s.maxTokens, 128);
+  assert.equal(s.debounceMs, 150);
   assert.equal(s.multiline, "auto");
   assert.equal(s.filterAggressiveness, "high");
   assert.equal(s.telemetryLevel, "off");
   assert.equal(s.pythonPath, "");
   assert.equal(s.serverRoot, "/repo");
   assert.deepEqual(normalizeSettings({ languages: ["python"] }).languages, {});
-  assert.equal(normalizeSettings({ maxTokens: 12.6 }).maxTokens, 13);
+  assert.equal(normalizeSettings({ maxTokens: 12.6 }).maxTokens, 128);
+  assert.equal(normalizeSettings({ maxTokens: 512, debounceMs: 0 }).maxTokens, 512);
   assert.equal(normalizeSettings({ debounceMs: Number.NaN }).debounceMs, 150);
 });
 

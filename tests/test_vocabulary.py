@@ -1,0 +1,79 @@
+"""Names and values that Python, TypeScript and the docs share are defined once; these fail on any drift.
+
+Settings: package.json's `contributes.configuration` is the definition (the extension reads its defaults,
+choices and ranges from it); the server's `Settings`, the extension's type unions and both settings tables
+(docs/protocol.md, extension/README.md) must agree with it."""
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from server.settings import CHOICES, RANGES, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_ONLY = {"pythonPath", "serverRoot"}  # where the server lives: read by the extension, never sent
+FROM_EDITOR = {"clientTelemetryEnabled"}  # the editor's own telemetry switch, not a Ghostline setting
+
+
+def manifest() -> dict[str, dict]:
+    props: dict[str, dict] = {}
+    for section in json.loads((ROOT / "package.json").read_text())["contributes"]["configuration"]:
+        props.update({k.removeprefix("ghostline."): v for k, v in section["properties"].items()})
+    return props
+
+
+def server_defaults() -> dict:
+    return {f.name: getattr(Settings(), f.name) for f in fields(Settings) if f.name not in FROM_EDITOR}
+
+
+def test_the_server_settings_are_the_manifests():
+    m = manifest()
+    assert set(m) - CLIENT_ONLY == set(server_defaults())
+    for name, default in server_defaults().items():
+        spec = m[name]
+        assert spec["default"] == default, f"{name}: package.json {spec['default']!r}, server {default!r}"
+        assert tuple(spec.get("enum", ())) == CHOICES.get(name, ()), name
+        assert (spec.get("minimum"), spec.get("maximum")) == RANGES.get(name, (None, None)), name
+
+
+def test_the_extensions_types_name_the_manifests_choices():
+    ts = (ROOT / "extension/src/settings.ts").read_text()
+    types = {"multiline": "Multiline", "filterAggressiveness": "FilterAggressiveness",
+             "telemetryLevel": "TelemetryLevel"}
+    assert set(types) == set(CHOICES)
+    for name, type_name in types.items():
+        union = re.search(rf"export type {type_name} = ([^;]+);", ts)
+        assert union, type_name
+        assert tuple(re.findall(r'"([^"]+)"', union.group(1))) == tuple(manifest()[name]["enum"]), type_name
+
+
+def table(path: str, prefix: str, default_col: int) -> dict[str, tuple[str, str]]:
+    """A docs settings table: key -> (default as written, the whole row)."""
+    rows = {}
+    for line in (ROOT / path).read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > default_col and re.fullmatch(rf"`{prefix}\w+`", cells[0]):
+            rows[cells[0].strip("`").removeprefix(prefix)] = (cells[default_col].strip("`"), line)
+    return rows
+
+
+@pytest.mark.parametrize("path,prefix,default_col", [("docs/protocol.md", "", 2),
+                                                      ("extension/README.md", "ghostline.", 1)])
+def test_the_docs_tables_say_what_the_manifest_says(path, prefix, default_col):
+    rows = table(path, prefix, default_col)
+    m = manifest()
+    expected = set(m) - CLIENT_ONLY | FROM_EDITOR if path.startswith("docs/") else set(m)
+    assert set(rows) == expected, path
+    for name, spec in m.items():
+        if name not in rows:
+            continue
+        written, line = rows[name]
+        value = spec["default"]
+        assert written == (json.dumps(value) if not isinstance(value, str) or not value else value), \
+            f"{path}: {name} default {written!r}, package.json {value!r}"
+        if "minimum" in spec:
+            assert f"{spec['minimum']}–{spec['maximum']}" in line, f"{path}: {name} range"
+        for choice in spec.get("enum", ()):
+            assert f"`{choice}`" in line, f"{path}: {name} lacks {choice}"
