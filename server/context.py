@@ -20,6 +20,9 @@ WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # More characters than a budget's worth of tokens could ever cover: texts are cut to this before they are
 # tokenized, so a megabyte-long line costs no more than an ordinary one.
 CHARS_PER_TOKEN_MAX = 16
+# The start of a window into one enormous line moves in steps of this many characters, so typing at its end
+# keeps the prompt's head (and the KV cache for it) for that many keystrokes.
+LINE_QUANTUM = 64
 
 
 def estimate_tokens(text: str) -> int:
@@ -51,8 +54,10 @@ def cut_prefix(prefix: str, budget: int, count: TokenCounter, quantum: int = 16)
     start would otherwise cost most of the prefix)."""
     lines = prefix[-budget * CHARS_PER_TOKEN_MAX:].split("\n")  # never tokenize what cannot fit
     cur = lines[-1]
-    if count(cur) > budget:  # one enormous line: keep the tail that fits
-        return _fit(cur, budget, count, keep_end=True)
+    if count(cur) > budget:  # one enormous line: the tail that fits, its start (in the document, which typing
+        # at the end does not move) rounded up to a quantum
+        start = len(prefix) - len(_fit(cur, budget, count, keep_end=True))
+        return prefix[-(-start // LINE_QUANTUM) * LINE_QUANTUM:]
     used = count(cur)
     cost = {len(lines) - 1: used}  # start line -> tokens kept
     start = len(lines) - 1

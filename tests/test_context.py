@@ -86,12 +86,22 @@ def test_a_megabyte_line_is_never_tokenized_whole():
 
 
 def test_an_enormous_line_is_cut_to_the_token_budget_not_a_character_guess():
-    from server.context import cut_prefix, cut_suffix
+    from server.context import LINE_QUANTUM, cut_prefix, cut_suffix
 
     def count(text):  # "1, " is two tokens: fewer characters per token than a guess of 3 allows
         return text.count("1") * 2
     line = "y = [" + "1, " * 10_000
     head = cut_prefix(line, 512, count)
-    assert 448 <= count(head) <= 512 and line.endswith(head)
+    assert 448 - LINE_QUANTUM <= count(head) <= 512 and line.endswith(head)
     tail = cut_suffix(line + "]\n", 256, count)
     assert 224 <= count(tail) <= 256 and line.startswith(tail)
+
+
+def test_typing_at_the_end_of_an_enormous_line_keeps_the_window_start():
+    from server.context import LINE_QUANTUM, cut_prefix
+    line = "z = [" + "1, " * 300_000
+    starts = set()
+    for typed in range(LINE_QUANTUM):
+        text = line + "9" * typed
+        starts.add(len(text) - len(cut_prefix(text, 512, estimate_tokens)))
+    assert len(starts) <= 2 and all(s % LINE_QUANTUM == 0 for s in starts)  # one step at most in a quantum
