@@ -14,7 +14,15 @@ from .cache import TypingCache
 from .context import build_context
 from .filter import Decision, Filter, NoFilter, decide
 from .options import Options
-from .postprocess import confident_lines, decide_multiline, early_stop, finish, one_line_wanted, repeated_first_line
+from .postprocess import (
+    confident_lines,
+    decide_multiline,
+    early_stop,
+    finish,
+    one_line_wanted,
+    prefer_one_line,
+    repeated_first_line,
+)
 from .runtime import Generation
 from .settings import Settings
 from .templates import FimTemplate
@@ -81,7 +89,10 @@ class Result:
     prompt_files: tuple[str, ...] = ()  # the file names the prompt carries: snippets', then this file's
     line_logprobs: list[float] = field(default_factory=list)  # of `raw`: the model's confidence per line
     stop_reason: str = ""  # why generation ended: eos | stop | length
-    branched: bool = False  # the first line repeated existing code; `raw` is the model's runner-up there
+    branched: bool = False  # `raw` is the model's runner-up at a token of its first generation's first line
+    # When the line-start one-line rule generated an alternative: both generations' `Generation.outcome()`
+    # (the benchmark replays post-processing switches from them).
+    one_line: dict | None = None
 
 
 def new_id() -> str:
@@ -177,11 +188,13 @@ class Engine:
         text = answer(gen)
         # At the start of a line with code, nothing or a statement over several lines: the model's runner-up
         # at its least certain token of the first line, when that gives one whole line.
-        if not forced and opts.line_start_one_line and one_line_wanted(text, prefix, suffix):
+        if not forced and one_line_wanted(text, prefix, suffix, opts):
             alt = gen.branch_in(len(gen.text.split("\n", 1)[0]))
             other = generate(alt) if alt else None
-            if other is not None and (other_text := answer(other)).count("\n") == 1:
-                gen, text, forced = other, other_text, alt
+            if other is not None:
+                result.one_line = {"first": gen.outcome(), "alternative": other.outcome()}
+                if prefer_one_line(text, answer(other)) != text:
+                    gen, text, forced = other, answer(other), alt
         if gen is not first:
             gen.prompt_ms, gen.generate_ms = first.prompt_ms, first.generate_ms + gen.prompt_ms + gen.generate_ms
         t_post = time.perf_counter()

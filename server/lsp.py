@@ -31,16 +31,13 @@ from .document import Document, PositionError
 from .engine import Engine, InputError, Request
 from .framing import Framer
 from .models import ModelError, resolve
+from .names import ACCEPT_COMMAND, OUTCOME, STATS, STATUS
 from .runtime import Cancelled, LlamaRuntime
 from .scheduler import LatestWins, Superseded
 from .session import Session
 
 log = logging.getLogger(__name__)
 
-ACCEPT_COMMAND = "ghostline.accepted"
-OUTCOME = "ghostline/outcome"
-STATUS = "ghostline/status"
-STATS = "ghostline/stats"
 MAX_SNIPPET_DOCS = 20
 
 
@@ -361,7 +358,7 @@ def create_server() -> GhostlineServer:
 
     @server.feature(STATS)
     def stats(ls: GhostlineServer, params: Any) -> dict:
-        out = {**ls.session.stats, "state": ls.session.state, "error": ls.session.error,
+        out = {**ls.session.stats, "state": ls.session.state.value, "error": ls.session.error,
                "last_prompt_files": list(ls.session.last_prompt_files)}
         uri = _as_dict(params).get("uri")
         if isinstance(uri, str):  # the server's copy of one document, as a digest (for sync checks)

@@ -86,10 +86,16 @@ def repeated_first_line(text: str, prefix: str, suffix: str) -> int:
     return 0
 
 
-def one_line_wanted(answer: str, prefix: str, suffix: str) -> bool:
+def one_line_wanted(answer: str, prefix: str, suffix: str, options: Options) -> bool:
     """At the start of a line with code, an answer of nothing or of a statement over several lines: worth
     asking the model for a one-line alternative (one inserted line ends in exactly one newline)."""
-    return editor_state(prefix, suffix) is EditorState.LINE_START and answer.count("\n") != 1
+    return (options.line_start_one_line and options.line_start_newline and answer.count("\n") != 1
+            and editor_state(prefix, suffix) is EditorState.LINE_START)
+
+
+def prefer_one_line(answer: str, alternative: str) -> str:
+    """The alternative when it is one whole inserted line, else the answer."""
+    return alternative if alternative.count("\n") == 1 else answer
 
 
 def _block(text: str, prefix: str, suffix: str, options: Options) -> tuple[str, bool]:

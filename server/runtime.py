@@ -38,6 +38,10 @@ class Generation:
     # Per generated token: (id, log-probability, text piece, runner-up id, runner-up log-probability).
     steps: list[tuple[int, float, str, int, float]] = field(default_factory=list)
 
+    def outcome(self) -> dict:
+        """What post-processing reads of a generation (as `finish` takes it)."""
+        return {"raw": self.text, "line_logprobs": self.line_logprobs, "stop_reason": self.stop_reason}
+
     def branch_in(self, chars: int) -> list[tuple[int, float]] | None:
         """The tokens of a generation that leaves `text[:chars]` where the model was least sure of it: the
         tokens up to its least certain non-blank one there, then that step's runner-up (None if none)."""

@@ -14,13 +14,13 @@ from typing import Any
 
 from .engine import Engine, Request, Result, check_input
 from .models import ModelError
+from .names import OUTCOMES, ServerState
 from .recorder import Accepted, Recorder
 from .settings import Settings, parse_settings
 from .telemetry import TelemetryStore
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("shown", "accepted", "partial", "ignored", "helpful", "unhelpful")
 Notify = Callable[[str, dict], None]
 
 
@@ -41,7 +41,7 @@ class Session:
         self.recorder = Recorder(store, document_text)
         self.settings = Settings()
         self.engine: Engine | None = None
-        self.state = "loading"
+        self.state = ServerState.LOADING
         self.error: str | None = None
         self._loaded = threading.Event()
         self._load_lock = threading.Lock()
@@ -72,14 +72,14 @@ class Session:
     def _telemetry_problem(self, text: str) -> None:
         self.notify("message", {"level": "warning", "text": text})
 
-    def _idle_state(self) -> str:
+    def _idle_state(self) -> ServerState:
         if self.error:
-            return "error"
-        return "ready" if self.settings.enable else "disabled"
+            return ServerState.ERROR
+        return ServerState.READY if self.settings.enable else ServerState.DISABLED
 
-    def set_state(self, state: str, message: str | None = None) -> None:
+    def set_state(self, state: ServerState, message: str | None = None) -> None:
         self.state = state
-        payload = {"state": state, "model": self.engine.runtime.model_id if self.engine else None}
+        payload = {"state": state.value, "model": self.engine.runtime.model_id if self.engine else None}
         if message:
             payload["message"] = message
         self.notify("status", payload)
@@ -93,7 +93,7 @@ class Session:
     def load_model(self) -> None:
         with self._load_lock:
             name = self.settings.model
-            self.set_state("loading", f"loading {name or 'default model'}")
+            self.set_state(ServerState.LOADING, f"loading {name or 'default model'}")
             try:
                 runtime = self.loader(name)
                 self.engine = Engine(runtime)
@@ -137,7 +137,7 @@ class Session:
         if engine is None:
             return Result("", "", "none", reason="no model")
         self.count("model_calls")
-        self.set_state("generating")
+        self.set_state(ServerState.GENERATING)
         try:
             result = engine.complete(req, self.settings, cancel)
         finally:

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .names import IGNORE_REASONS, OUTCOMES
 from .redact import is_sensitive_path, redact_fim
 from .survival import SURVIVAL_THRESHOLD
 
@@ -69,8 +70,7 @@ __all__ = [
 ]
 
 LEVELS = ("off", "metrics", "training")
-EVENT_KINDS = ("requested", "shown", "accepted", "partial", "ignored", "helpful", "unhelpful", "survival")
-IGNORE_REASONS = ("typed_over", "dismissed", "cursor_moved", "timeout")
+EVENT_KINDS = ("requested", *OUTCOMES, "survival")
 DB_NAME = "telemetry.sqlite3"
 KEY_NAME = "telemetry.key"
 RAW_MAX_CHARS = 16_384  # raw code kept per column at training level (prefix: its tail, others: the head)

@@ -1,4 +1,5 @@
 """Names and values that Python, TypeScript and the docs share are defined once; these fail on any drift.
+Protocol names: server/names.py is the definition; the extension and docs/protocol.md must spell them alike.
 
 Settings: package.json's `contributes.configuration` is the definition (the extension reads its defaults,
 choices and ranges from it); the server's `Settings`, the extension's type unions and both settings tables
@@ -77,3 +78,31 @@ def test_the_docs_tables_say_what_the_manifest_says(path, prefix, default_col):
             assert f"{spec['minimum']}–{spec['maximum']}" in line, f"{path}: {name} range"
         for choice in spec.get("enum", ()):
             assert f"`{choice}`" in line, f"{path}: {name} lacks {choice}"
+
+
+def ts_union(path: str, type_name: str) -> tuple[str, ...]:
+    found = re.search(rf"export type {type_name} = ([^;]+);", (ROOT / path).read_text())
+    assert found, f"{path}: no type {type_name}"
+    return tuple(re.findall(r'"([^"]+)"', found.group(1)))
+
+
+def ts_const(path: str, name: str) -> str:
+    found = re.search(rf"const {name} = \"([^\"]+)\";", (ROOT / path).read_text())
+    assert found, f"{path}: no const {name}"
+    return found.group(1)
+
+
+def test_protocol_names_are_the_servers():
+    from server.names import ACCEPT_COMMAND, IGNORE_REASONS, OUTCOME, OUTCOMES, STATUS, ServerState
+    assert ts_union("extension/src/outcomes.ts", "OutcomeKind") == OUTCOMES
+    assert ts_union("extension/src/outcomes.ts", "IgnoredReason") == IGNORE_REASONS
+    assert ts_union("extension/src/status.ts", "ServerState") == tuple(s.value for s in ServerState)
+    assert ts_const("extension/src/inline.ts", "ACCEPT_COMMAND") == ACCEPT_COMMAND
+    assert ts_const("extension/src/extension.ts", "OUTCOME") == OUTCOME
+    assert ts_const("extension/src/extension.ts", "STATUS") == STATUS
+    doc = (ROOT / "docs/protocol.md").read_text()
+    for kind in OUTCOMES + IGNORE_REASONS + tuple(s.value for s in ServerState):
+        assert f'"{kind}"' in doc, f"docs/protocol.md does not name {kind!r}"
+    assert '"outcome": ' + "|".join(f'"{k}"' for k in OUTCOMES) in doc
+    assert '"reason"?: ' + "|".join(f'"{r}"' for r in IGNORE_REASONS) in doc
+    assert '"state": ' + "|".join(f'"{s.value}"' for s in ServerState) in doc

@@ -36,7 +36,7 @@ from server.editor_state import EditorState, editor_state
 from server.engine import Engine, Request
 from server.lsp import load_runtime
 from server.options import Options
-from server.postprocess import decide_multiline, finish
+from server.postprocess import decide_multiline, finish, one_line_wanted, prefer_one_line
 from server.settings import Settings
 from server.syntax import parses
 from training.corpus import split_dir
@@ -98,7 +98,7 @@ def run_pipeline(engine: Engine, task: Task, others: tuple[tuple[str, str], ...]
     return {"text": r.text, "ms": ms, "tokens": r.prompt_tokens - r.reused_tokens,
             "timings": {k: round(v, 1) for k, v in r.timings.items()}, "raw": r.raw, "multiline": r.multiline,
             "line_logprobs": [round(x, 3) for x in r.line_logprobs], "stop_reason": r.stop_reason,
-            "branched": r.branched}
+            "branched": r.branched, **({"one_line": r.one_line} if r.one_line else {})}
 
 
 def raw_prompt(rt, task: Task, max_tokens: int) -> str:
@@ -166,8 +166,14 @@ REPLAYABLE = {
 def replay(task: Task, shipped: dict, opts: Options) -> dict:
     """The pipeline's answer under `opts`, from the shipped pipeline's raw generation (REPLAYABLE only)."""
     multiline = shipped["multiline"] and decide_multiline(task.prefix, task.suffix, "auto", opts)
-    text = finish(shipped["raw"], shipped["line_logprobs"], shipped["stop_reason"], task.prefix, task.suffix,
-                  multiline, opts, task.language)
+
+    def answer(g: dict) -> str:
+        return finish(g["raw"], g["line_logprobs"], g["stop_reason"], task.prefix, task.suffix, multiline, opts,
+                      task.language)
+    one = shipped.get("one_line")  # the line-start one-line rule ran: decide it again under `opts`
+    text = answer(one["first"] if one else shipped)
+    if one and one_line_wanted(text, task.prefix, task.suffix, opts):
+        text = prefer_one_line(text, answer(one["alternative"]))
     return {"text": text, "ms": shipped["ms"], "tokens": shipped["tokens"], "replayed": True}
 
 

@@ -1,0 +1,24 @@
+"""The names the server shares with its clients and its docs, each defined once here: custom methods, the
+accept command, outcome kinds, ignore reasons and server states. The extension (TypeScript) and
+docs/protocol.md spell them too; tests/test_vocabulary.py fails when any copy differs."""
+from __future__ import annotations
+
+from enum import Enum
+
+# custom LSP methods and the command every completion item carries
+OUTCOME = "ghostline/outcome"  # client -> server notification: what happened to a suggestion
+STATUS = "ghostline/status"  # server -> client notification: the server's state
+STATS = "ghostline/stats"  # client -> server request: counters and a document's digest
+ACCEPT_COMMAND = "ghostline.accepted"  # workspace/executeCommand with [completionId]: a full accept
+
+# what a client reports about a suggestion (`ghostline/outcome`), and why one was ignored
+OUTCOMES = ("shown", "accepted", "partial", "ignored", "helpful", "unhelpful")
+IGNORE_REASONS = ("typed_over", "dismissed", "cursor_moved", "timeout")
+
+
+class ServerState(str, Enum):  # noqa: UP042 (members are sent as their values)
+    LOADING = "loading"
+    READY = "ready"
+    GENERATING = "generating"
+    DISABLED = "disabled"
+    ERROR = "error"
