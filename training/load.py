@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -143,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "load")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    # pygls's client logs a traceback whenever a response arrives for a request it has already cancelled
+    # (as this typist does on every keystroke): expected here, and it buried the progress bar.
+    logging.getLogger("pygls.io_").setLevel(logging.CRITICAL)
     report = asyncio.run(run(args.rate, args.seconds, args.out))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = args.out / f"load-{stamp}.json"
