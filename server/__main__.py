@@ -9,14 +9,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-LANGUAGES = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-             ".ts": "typescript", ".tsx": "typescriptreact", ".jsx": "javascriptreact", ".go": "go",
-             ".rs": "rust", ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp", ".cc": "cpp",
-             ".rb": "ruby", ".php": "php", ".sh": "shellscript", ".cs": "csharp"}
+from .names import LANGUAGE_IDS
 
 
 def language_of(path: str) -> str:
-    return LANGUAGES.get(Path(path).suffix.lower(), "")
+    return LANGUAGE_IDS.get(Path(path).suffix.lower(), "")
 
 
 def _offset(text: str, line: int, character: int) -> int:

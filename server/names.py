@@ -11,6 +11,12 @@ STATUS = "ghostline/status"  # server -> client notification: the server's state
 STATS = "ghostline/stats"  # client -> server request: counters and a document's digest
 ACCEPT_COMMAND = "ghostline.accepted"  # workspace/executeCommand with [completionId]: a full accept
 
+# LSP language ids by file suffix (the CLI and the simulator open files by name)
+LANGUAGE_IDS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
+                ".ts": "typescript", ".tsx": "typescriptreact", ".jsx": "javascriptreact", ".go": "go",
+                ".rs": "rust", ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp", ".cc": "cpp",
+                ".rb": "ruby", ".php": "php", ".sh": "shellscript", ".cs": "csharp"}
+
 # what a client reports about a suggestion (`ghostline/outcome`), and why one was ignored
 OUTCOMES = ("shown", "accepted", "partial", "ignored", "helpful", "unhelpful")
 IGNORE_REASONS = ("typed_over", "dismissed", "cursor_moved", "timeout")

@@ -106,3 +106,11 @@ def test_protocol_names_are_the_servers():
     assert '"outcome": ' + "|".join(f'"{k}"' for k in OUTCOMES) in doc
     assert '"reason"?: ' + "|".join(f'"{r}"' for r in IGNORE_REASONS) in doc
     assert '"state": ' + "|".join(f'"{s.value}"' for s in ServerState) in doc
+
+
+def test_one_version_everywhere():
+    import tomllib
+
+    from server import __version__
+    assert json.loads((ROOT / "package.json").read_text())["version"] == __version__
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__

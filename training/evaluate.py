@@ -39,7 +39,7 @@ from server.options import Options
 from server.postprocess import decide_multiline, finish, one_line_wanted, prefer_one_line
 from server.settings import Settings
 from server.syntax import parses
-from training.corpus import split_dir
+from training.corpus import LANG_SUFFIX, split_dir
 from training.fim_tasks import KINDS, Task, doctest_checks_hole, list_files, make_tasks, run_doctest
 from training.metrics import percentiles
 
@@ -47,7 +47,6 @@ from training.metrics import percentiles
 SEED = 7
 N = {"python": 350, "javascript": 250, "typescript": 100}  # TypeScript: what the split holds (12 tasks today)
 QUICK = {"python": 50, "javascript": 35, "typescript": 15}
-SUFFIXES = {"python": ".py", "javascript": ".js", "typescript": ".ts"}
 MAX_TOKENS = Settings().maxTokens  # the server's default
 RAW_BLOCK_TOKENS = 128
 RAW_BATCH = 512  # the raw calls evaluate their prompt as llama.cpp's server would: in n_batch chunks
@@ -346,7 +345,7 @@ def load_tasks(counts: dict[str, int], seed: int, split: str) -> list[Task]:
         if n <= 0:
             continue
         base = split_dir(split) / language
-        files = list_files([base], SUFFIXES[language]) if base.is_dir() else []
+        files = list_files([base], LANG_SUFFIX[language]) if base.is_dir() else []
         got = make_tasks(language, files, n, seed, base=base)
         if len(got) < n:
             print(f"note: only {len(got)} {language} tasks in the {split} split (asked for {n})", file=sys.stderr)

@@ -30,6 +30,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 from tqdm import tqdm
 
+from server.names import LANGUAGE_IDS
 from training.corpus import LANG_SUFFIX, split_dir
 from training.fim_tasks import js_blocks
 from training.metrics import percentiles
@@ -42,8 +43,9 @@ WORD_PAUSE_S = 0.12
 LINE_PAUSE_S = 0.9
 MAX_BODY_LINES = 25
 ROOT = Path(__file__).resolve().parent.parent
-LANGUAGE = {".py": "python", ".js": "javascript"}
 WORD = re.compile(r"\w+|[^\w\s]+|\s+")
+
+SIMULATED = ("python", "javascript")  # the languages whose function bodies function_bodies() finds
 
 
 @dataclass
@@ -96,12 +98,12 @@ def function_bodies(text: str, language: str) -> list[tuple[int, int]]:
 
 
 def episodes_for(path: Path, rng: random.Random, per_file: int) -> list[Episode]:
-    language = LANGUAGE.get(path.suffix)
+    language = LANGUAGE_IDS.get(path.suffix)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return []
-    if not language or "\t" in text or "\r" in text:
+    if language not in SIMULATED or "\t" in text or "\r" in text:
         return []
     bodies = function_bodies(text, language)
     rng.shuffle(bodies)
