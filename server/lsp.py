@@ -359,7 +359,8 @@ def create_server() -> GhostlineServer:
     @server.feature(STATS)
     def stats(ls: GhostlineServer, params: Any) -> dict:
         out = {**ls.session.stats, "state": ls.session.state.value, "error": ls.session.error,
-               "last_prompt_files": list(ls.session.last_prompt_files)}
+               "last_prompt_files": list(ls.session.last_prompt_files),
+               "telemetry_pending": ls.session.recorder.pending}
         uri = _as_dict(params).get("uri")
         if isinstance(uri, str):  # the server's copy of one document, as a digest (for sync checks)
             doc = ls.documents.get(uri)

@@ -44,6 +44,12 @@ class Recorder:
     def enabled(self) -> bool:
         return self.store.enabled
 
+    @property
+    def pending(self) -> int:
+        """Writes queued and not yet done (0 means everything asked for so far is on disk, or failed)."""
+        with self._lock:
+            return self._pending
+
     def configure(self, user_level: str, client_enabled: bool) -> None:
         level = effective_level(user_level, client_enabled)
         if level != self.store.level:

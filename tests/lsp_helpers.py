@@ -52,6 +52,18 @@ async def stats(client: LanguageClient) -> dict:
     return result._asdict() if hasattr(result, "_asdict") else result
 
 
+async def telemetry_settled(client: LanguageClient, timeout: float = 30.0) -> bool:
+    """Every telemetry write the server queued for the messages sent so far is done (it handles messages
+    in order, so a write asked for before this call is counted in `telemetry_pending` until it lands)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if (await stats(client))["telemetry_pending"] == 0:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def wait_for(predicate, timeout: float = 120.0, interval: float = 0.1):
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout

@@ -1,12 +1,11 @@
 """Telemetry through the real server and model: opting in writes a database, the editor's switch wins."""
-import asyncio
 import os
 import sqlite3
 import sys
 
 import pytest
 import pytest_lsp
-from lsp_helpers import inline, open_doc, position_of, ready, start, wait_for
+from lsp_helpers import inline, open_doc, position_of, ready, start, telemetry_settled, wait_for
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
@@ -65,6 +64,5 @@ async def test_training_level_records_then_editor_switch_turns_it_off(client: La
     before = rows("SELECT count(*) FROM suggestions")[0][0]
     result = await inline(client, uri, line, ch)  # (a cache hit still gets a fresh id)
     client.protocol.notify("ghostline/outcome", {"id": result.items[0].command.arguments[0], "outcome": "shown"})
-    await client.protocol.send_request_async("ghostline/stats", {})
-    await asyncio.sleep(1.0)  # writes are asynchronous: give a wrongly queued one time to land
+    assert await telemetry_settled(client)  # a wrongly queued write would be on disk now
     assert rows("SELECT count(*) FROM suggestions")[0][0] == before
