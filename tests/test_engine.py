@@ -2,36 +2,13 @@
 import threading
 
 import pytest
+from fakes import ScriptedRuntime
 
 from server.engine import Engine, InputError, Request
 from server.features import FEATURE_NAMES, History, extract, vectorize
 from server.options import Options
 from server.runtime import Cancelled, Generation
 from server.settings import Settings
-from server.templates import get_template
-
-
-class ScriptedRuntime:
-    template = get_template("qwen")
-    model_id = "scripted"
-
-    def __init__(self, output: str):
-        self.output = output
-        self.prompts: list[str] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text) // 4 + 1
-
-    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64, forced=()):
-        self.prompts.append(prompt)
-        text = ""
-        for ch in self.output:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            text += ch
-            if should_stop(text, []):
-                return Generation(text, 10, 0, len(text), 1.0, 1.0, "stop")
-        return Generation(text, 10, 0, len(text), 1.0, 1.0, "eos")
 
 
 def req(text: str, marker: str = "|", **kw) -> Request:

@@ -3,7 +3,7 @@ import sqlite3
 import time
 
 import pytest
-from test_engine import ScriptedRuntime
+from fakes import ScriptedRuntime
 
 from server.engine import Request
 from server.recorder import Accepted, Recorder, _line_offset

@@ -1,0 +1,26 @@
+"""Fakes shared by the fast unit tests (the real model is exercised by the tests marked `model`)."""
+from server.runtime import Cancelled, Generation
+from server.templates import get_template
+
+
+class ScriptedRuntime:
+    template = get_template("qwen")
+    model_id = "scripted"
+
+    def __init__(self, output: str):
+        self.output = output
+        self.prompts: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 4 + 1
+
+    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64, forced=()):
+        self.prompts.append(prompt)
+        text = ""
+        for ch in self.output:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            text += ch
+            if should_stop(text, []):
+                return Generation(text, 10, 0, len(text), 1.0, 1.0, "stop")
+        return Generation(text, 10, 0, len(text), 1.0, 1.0, "eos")
