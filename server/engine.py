@@ -168,9 +168,14 @@ class Engine:
             return early_stop(text, prefix, suffix, multiline, opts, req.language) or (
                 multiline and confident_lines(text, line_logprobs, opts.block_min_prob) != text)
 
+        branches: list[Generation] = []  # generations after the first (their prompt is cached)
+
         def generate(forced=()) -> Generation:
-            return self.runtime.generate(prompt, max_tokens=settings.maxTokens, cancel=cancel,
-                                         chunk=opts.prompt_chunk, should_stop=should_stop, forced=forced)
+            g = self.runtime.generate(prompt, max_tokens=settings.maxTokens, cancel=cancel,
+                                      chunk=opts.prompt_chunk, should_stop=should_stop, forced=forced)
+            if forced:
+                branches.append(g)
+            return g
 
         post_ms = 0.0
 
@@ -193,10 +198,9 @@ class Engine:
             other = generate(alt) if alt else None
             if other is not None:
                 result.one_line = {"first": gen.outcome(), "alternative": other.outcome()}
-                if prefer_one_line(text, answer(other)) != text:
-                    gen, text, forced = other, answer(other), alt
-        if gen is not first:
-            gen.prompt_ms, gen.generate_ms = first.prompt_ms, first.generate_ms + gen.prompt_ms + gen.generate_ms
+                chosen = prefer_one_line(text, answer(other))
+                if chosen != text:
+                    gen, text, forced = other, chosen, alt
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
         result.line_logprobs, result.stop_reason, result.branched = gen.line_logprobs, gen.stop_reason, bool(forced)
@@ -204,7 +208,8 @@ class Engine:
         result.prompt_tokens, result.reused_tokens = first.n_prompt, first.n_reused
         result.timings = {
             "filter_ms": (t_filter - t0) * 1000, "context_ms": (t_ctx - t_filter) * 1000,
-            "prompt_ms": gen.prompt_ms, "generate_ms": gen.generate_ms,
+            "prompt_ms": first.prompt_ms,
+            "generate_ms": first.generate_ms + sum(b.prompt_ms + b.generate_ms for b in branches),
             "post_ms": post_ms, "total_ms": (t_post - t0) * 1000,
         }
         self.cache.put(req.uri, prefix, suffix, text, result.id)
