@@ -5,7 +5,6 @@ the session and after exit) and its stderr are grepped for the secrets and for c
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -60,13 +59,7 @@ def session(tmp_path: Path, level: str) -> dict:
     w = Wire(wrapper, env)
     try:
         w.initialize({"telemetryLevel": level, "clientTelemetryEnabled": True, "maxTokens": 24})
-        deadline = time.monotonic() + 120
-        for n in range(10**6):
-            w.send({"id": f"stats{n}", "method": "ghostline/stats"})
-            state = w.response(f"stats{n}", timeout=120)["result"]["state"]
-            if state != "loading" or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        state = w.stats_until(lambda s: s["state"] != "loading")["state"]
         assert state == "ready", state
         shown = 0
         for k, (fname, text, secret, _) in enumerate(cases()):
@@ -87,11 +80,8 @@ def session(tmp_path: Path, level: str) -> dict:
                         "params": {"command": "ghostline.accepted", "arguments": [cid]}})
                 w.response(f"acc{k}")
                 shown += 1
-        for n in range(10**6):  # every write asked for so far is done (the server answers in order)
-            w.send({"id": f"pending{n}", "method": "ghostline/stats"})
-            if w.response(f"pending{n}")["result"]["telemetry_pending"] == 0:
-                break
-            time.sleep(0.05)
+        # every write asked for so far is done (the server answers in order)
+        assert w.stats_until(lambda s: s["telemetry_pending"] == 0, 30)["telemetry_pending"] == 0
         during = files_bytes(root)
         w.send({"id": "bye", "method": "shutdown"})
         w.response("bye")

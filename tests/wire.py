@@ -1,10 +1,12 @@
 """A raw JSON-RPC client for the real server process: bytes in, parsed messages out (no LSP library in
 between, so framing faults and odd messages can be sent as they are)."""
+import itertools
 import json
 import queue
 import subprocess
 import sys
 import threading
+import time
 
 NO_MODEL = {"model": "/nonexistent/model.gguf"}
 
@@ -16,6 +18,7 @@ class Wire:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.inbox: queue.Queue = queue.Queue()
         self.answered: dict = {}  # id -> response, read but not yet asked for
+        self._ids = itertools.count()
         self._err = bytearray()  # drained as it comes: a full stderr pipe would block the server
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=lambda: [self._err.extend(b) for b in iter(lambda: self.proc.stderr.read1(4096), b"")],
@@ -62,6 +65,17 @@ class Wire:
                     out.append(msg)
         except queue.Empty:
             return out
+
+    def stats_until(self, done, timeout: float = 120.0) -> dict:
+        """`ghostline/stats` results, asked for again until `done(result)` or `timeout`; the last one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg_id = f"stats-{next(self._ids)}"
+            self.send({"id": msg_id, "method": "ghostline/stats"})
+            result = self.response(msg_id, timeout=timeout)["result"]
+            if done(result) or time.monotonic() > deadline:
+                return result
+            time.sleep(0.05)
 
     def initialize(self, options: dict = NO_MODEL):
         self.send({"id": "init", "method": "initialize",

@@ -382,16 +382,14 @@ def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows
                                      "path": task.path, "middle": task.middle, "model": runtime.model_id})
             raws = ["raw", "raw_block"] if task.kind == "block" else ["raw"]
             others = open_siblings(task, split_dir(split) / task.language)
-            todo = {system: lambda engine=engine, task=task, others=others: run_pipeline(engine, task, others)
-                    for system, engine in engines.items()}
-            fresh = [s for s in [*raws, *todo] if s not in row]
+            fresh = [s for s in [*raws, *engines] if s not in row]
             if set(raws) & set(fresh):
                 row.update({s: score(task, out) for s, out in run_raw(engines["pipeline"], task).items()})
             for system in fresh:
-                if system in todo:
-                    row[system] = score(task, todo[system]())
+                if system in engines:
+                    row[system] = score(task, run_pipeline(engines[system], task, others))
             if fresh and doctest_checks_hole(task):
-                for system in [*raws, *todo]:
+                for system in [*raws, *engines]:
                     row[system]["exec"] = float(bool(run_doctest(task, row[system]["text"])))
             if fresh:
                 sink.write(json.dumps(row) + "\n")
