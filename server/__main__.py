@@ -28,8 +28,8 @@ def _offset(text: str, line: int, character: int) -> int:
 
 def cmd_complete(args: argparse.Namespace) -> int:
     from .engine import Engine, InputError, Request
-    from .lsp import load_runtime
     from .models import ModelError
+    from .runtime import load_runtime
     from .settings import Settings
 
     try:

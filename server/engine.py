@@ -1,5 +1,10 @@
-"""The completion pipeline as plain Python: request -> cache -> filter -> context -> prompt -> generate ->
-post-process -> result. The LSP layer, the CLI, the evaluator and the simulator all call this."""
+"""The completion pipeline as plain Python, in two steps per request:
+
+  admit     (event loop)   input checks -> language switch -> typing-through cache -> features -> filter
+  generate  (model worker) context -> prompt -> generation -> post-processing -> result
+
+A request the filter rejects never reaches the model queue. The LSP layer, the CLI, the evaluator and the
+simulator all call this."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +18,7 @@ from . import features as feats
 from .cache import TypingCache
 from .context import build_context
 from .filter import Decision, Filter, NoFilter, decide
+from .names import Reason
 from .options import Options
 from .postprocess import (
     confident_lines,
@@ -71,12 +77,22 @@ class Request:
         return self.text[self.offset:]
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A request `Engine.admit` let through to the model: what `Engine.generate` needs from admission."""
+    id: str
+    features: dict[str, float]
+    decision: Decision
+    t0: float  # perf_counter when the request was admitted: total_ms counts from here
+    filter_ms: float
+
+
 @dataclass
 class Result:
     id: str
     text: str
     source: str  # model | cache | none
-    reason: str | None = None  # why there is no text: disabled | filtered | empty | input
+    reason: Reason | None = None  # why there is no text
     multiline: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     features: dict[str, float] = field(default_factory=dict)
@@ -89,6 +105,7 @@ class Result:
     prompt_files: tuple[str, ...] = ()  # the file names the prompt carries: snippets', then this file's
     line_logprobs: list[float] = field(default_factory=list)  # of `raw`: the model's confidence per line
     stop_reason: str = ""  # why generation ended: eos | stop | length
+    tokens_generated: int = 0  # by every generation this answer took (a branch's included)
     branched: bool = False  # `raw` is the model's runner-up at a token of its first generation's first line
     # When the line-start one-line rule generated an alternative: both generations' `Generation.outcome()`
     # (the benchmark replays post-processing switches from them).
@@ -132,30 +149,43 @@ class Engine:
         with self._lock:
             self.history = feats.History(accepted, self.history.seconds_since_last)
 
-    def complete(self, req: Request, settings: Settings = Settings(),
-                 cancel: threading.Event | None = None) -> Result:
+    def admit(self, req: Request, settings: Settings = Settings()) -> Result | Admitted:
+        """Everything before the model, cheap enough for the event loop: input checks, the language switch,
+        the typing-through cache, then features and the filter's decision with the history as it stands
+        when the request arrives. A `Result` is the final answer; `Admitted` goes on to `generate`."""
         t0 = time.perf_counter()
         check_input(req)
         if not settings.enabled_for(req.language):
-            return Result(new_id(), "", "none", reason="disabled")
+            return Result("", "", "none", reason=Reason.DISABLED)  # no id: nothing to record or refer to
         cached = self.from_cache(req)
         if cached is not None:
             return cached
-        prefix, suffix = req.prefix, req.suffix
         with self._lock:
             now = time.monotonic()
             since = now - self._last_decision_at if self._last_decision_at else None
             self._last_decision_at = now
             history = feats.History(self.history.last_accepted, since)
-        features = feats.extract(prefix, suffix, req.language, history)
+        features = feats.extract(req.prefix, req.suffix, req.language, history)
         decision = decide(self.filter, features, settings.filterAggressiveness)
-        t_filter = time.perf_counter()
-        result = Result(new_id(), "", "model", features=features, decision=decision,
-                        model_id=self.runtime.model_id)
+        filter_ms = (time.perf_counter() - t0) * 1000
         if not decision.show:
-            result.reason = "filtered"
-            result.timings = {"filter_ms": (t_filter - t0) * 1000, "total_ms": (t_filter - t0) * 1000}
-            return result
+            return Result(new_id(), "", "none", reason=Reason.FILTERED, features=features, decision=decision,
+                          model_id=self.runtime.model_id, timings={"filter_ms": filter_ms, "total_ms": filter_ms})
+        return Admitted(new_id(), features, decision, t0, filter_ms)
+
+    def complete(self, req: Request, settings: Settings = Settings(),
+                 cancel: threading.Event | None = None) -> Result:
+        """`admit`, then `generate` at once (the CLI and the benchmark; the server queues `generate`)."""
+        got = self.admit(req, settings)
+        return got if isinstance(got, Result) else self.generate(req, got, settings, cancel)
+
+    def generate(self, req: Request, admitted: Admitted, settings: Settings = Settings(),
+                 cancel: threading.Event | None = None) -> Result:
+        """The model's part, on the model worker: context -> prompt -> generation -> post-processing."""
+        t_start = time.perf_counter()
+        prefix, suffix = req.prefix, req.suffix
+        result = Result(admitted.id, "", "model", features=admitted.features, decision=admitted.decision,
+                        model_id=self.runtime.model_id)
         opts = self.options
         ctx = build_context(prefix, suffix, count=self.runtime.count_tokens, options=opts,
                             path=req.path, root=req.root, language=req.language, others=req.others)
@@ -204,13 +234,15 @@ class Engine:
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
         result.line_logprobs, result.stop_reason, result.branched = gen.line_logprobs, gen.stop_reason, bool(forced)
-        result.reason = None if text else "empty"
+        result.reason = None if text else Reason.EMPTY
         result.prompt_tokens, result.reused_tokens = first.n_prompt, first.n_reused
+        result.tokens_generated = first.n_generated + sum(b.n_generated for b in branches)
         result.timings = {
-            "filter_ms": (t_filter - t0) * 1000, "context_ms": (t_ctx - t_filter) * 1000,
+            "filter_ms": admitted.filter_ms, "wait_ms": (t_start - admitted.t0) * 1000 - admitted.filter_ms,
+            "context_ms": (t_ctx - t_start) * 1000,
             "prompt_ms": first.prompt_ms,
             "generate_ms": first.generate_ms + sum(b.prompt_ms + b.generate_ms for b in branches),
-            "post_ms": post_ms, "total_ms": (t_post - t0) * 1000,
+            "post_ms": post_ms, "total_ms": (t_post - admitted.t0) * 1000,
         }
         self.cache.put(req.uri, prefix, suffix, text, result.id)
         return result

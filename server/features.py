@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# Bumped whenever a feature is added, removed or computed differently: telemetry stores it next to the
+# features, so a trainer never mixes rows extracted by different code.
+FEATURE_VERSION = 1
+
 LANGUAGES = ("python", "javascript", "typescript", "javascriptreact", "typescriptreact", "go", "rust",
              "java", "c", "cpp", "csharp", "ruby", "php", "shellscript", "html", "css", "json", "markdown")
 LAST_CHARS = tuple("()[]{}.,:;=+-*/<>\"'#_ \t") + ("alpha", "digit", "other", "none")

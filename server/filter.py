@@ -12,14 +12,6 @@ from typing import Protocol
 THRESHOLDS = {"off": 0.0, "low": 0.10, "medium": 0.15, "high": 0.25}
 
 
-@dataclass(frozen=True)
-class Decision:
-    show: bool
-    score: float | None = None  # p(accept) from the filter; None when no filter ran
-    exploration: bool = False  # shown although below the threshold, to keep the training data fair
-    propensity: float = 1.0  # probability that this decision was "show"
-
-
 class Filter(Protocol):
     name: str
 
@@ -33,8 +25,17 @@ class NoFilter:
         return None
 
 
+@dataclass(frozen=True)
+class Decision:
+    show: bool
+    score: float | None = None  # p(accept) from the filter; None when no filter ran
+    exploration: bool = False  # shown although below the threshold, to keep the training data fair
+    propensity: float = 1.0  # probability that this decision was "show"
+    filter: str = NoFilter.name  # which filter decided (telemetry keeps it next to the score)
+
+
 def decide(filt: Filter, features: dict[str, float], aggressiveness: str) -> Decision:
     score = filt.score(features)
     if score is None or aggressiveness == "off":
-        return Decision(True, score)
-    return Decision(score >= THRESHOLDS.get(aggressiveness, THRESHOLDS["medium"]), score)
+        return Decision(True, score, filter=filt.name)
+    return Decision(score >= THRESHOLDS.get(aggressiveness, THRESHOLDS["medium"]), score, filter=filt.name)

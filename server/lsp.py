@@ -10,7 +10,6 @@ import threading
 import time
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import (
@@ -25,14 +24,15 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import JsonRPCNotification
 from pygls.protocol.language_server import lsp_method
+from pygls.uris import to_fs_path, uri_scheme
 
 from . import __version__
 from .document import Document, PositionError
-from .engine import Engine, InputError, Request
+from .engine import Engine, InputError, Request, Result
 from .framing import Framer
-from .models import ModelError, resolve
+from .models import ModelError
 from .names import ACCEPT_COMMAND, OUTCOME, STATS, STATUS
-from .runtime import Cancelled, LlamaRuntime
+from .runtime import Cancelled
 from .scheduler import LatestWins, Superseded
 from .session import Session
 
@@ -230,17 +230,19 @@ class GhostlineServer(LanguageServer):
             self.warn_once(e.kind, str(e))
             return None
         try:
-            fast = session.fast_path(req)
+            got = session.admit(req)
+            if got is None:  # the model is still loading
+                await session.wait_loaded()
+                got = session.admit(req)
         except InputError as e:
             self.warn_once(e.kind, str(e))
             return None
-        if fast is not None:
-            return fast, req
-        if session.engine is None:
-            await session.wait_loaded()
-            if session.engine is None:
-                return None
-        job = self.scheduler.submit(uri, lambda cancel: session.run_model(req, cancel))
+        if got is None:
+            return None
+        if isinstance(got, Result):
+            return got, req
+        admitted = got
+        job = self.scheduler.submit(uri, lambda cancel: session.generate(req, admitted, cancel))
         try:
             result = await asyncio.wrap_future(job.future)
         except asyncio.CancelledError:  # $/cancelRequest: stop the generation between tokens
@@ -253,16 +255,11 @@ class GhostlineServer(LanguageServer):
         except Cancelled:
             session.count("cancelled")
             return None
-        except InputError as e:
-            self.warn_once(e.kind, str(e))
-            return None
-        return (result, req) if result is not None else None
+        return result, req
 
 
 def _path_of(uri: str) -> str | None:
-    if uri.startswith("file://"):
-        return unquote(urlparse(uri).path)
-    return None
+    return to_fs_path(uri) if uri_scheme(uri) == "file" else None
 
 
 def _line_edit(change: Any) -> tuple[int, int, int]:
@@ -449,9 +446,4 @@ def serve_stdio(server: GhostlineServer, stdin=None, stdout=None) -> int:
         return 1
 
 
-def load_runtime(model: str | None):
-    """Blocking model load for the session: resolve the manifest, load the GGUF."""
-    return LlamaRuntime(resolve(model or None))
-
-
-__all__ = ["Engine", "ModelError", "create_server", "load_runtime", "serve_stdio"]
+__all__ = ["Engine", "ModelError", "create_server", "serve_stdio"]

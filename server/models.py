@@ -9,13 +9,14 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .dirs import models_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,22 @@ class ResolvedModel:
     name: str
     path: Path
     fim_template: str
+    sha256: str
     manifest: Manifest | None = None
 
+    @property
+    def identity(self) -> str:
+        """`name@sha8`: what telemetry, adapters and benchmarks record, so a renamed or re-quantized file is
+        never mistaken for another."""
+        return identity(self.name, self.sha256)
 
-def models_dir() -> Path:
-    env = os.environ.get("GHOSTLINE_MODELS_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "ghostline" / "models"
+    @property
+    def context_length(self) -> int | None:
+        return self.manifest.context_length if self.manifest else None
+
+
+def identity(name: str, sha256: str) -> str:
+    return f"{name}@{sha256[:8]}"
 
 
 def load_manifests(directory: Path = MANIFEST_DIR) -> dict[str, Manifest]:
@@ -88,7 +96,7 @@ def resolve(name_or_path: str | None) -> ResolvedModel:
     if name_or_path.endswith(".gguf") or p.is_file():
         if not p.is_file():
             raise ModelError(f"Model file not found: {p}")
-        return ResolvedModel(p.stem, p, guess_template(p.name))
+        return ResolvedModel(p.stem, p, guess_template(p.name), cached_sha256(p))
     manifests = load_manifests()
     m = manifests.get(name_or_path)
     if m is None:
@@ -100,7 +108,7 @@ def resolve(name_or_path: str | None) -> ResolvedModel:
         raise ModelError(f"Model file {path} has {path.stat().st_size} bytes, expected {m.size}: "
                          f"it is corrupt; run `python -m server.models pull {m.name}` again")
     _check_stamp(path, m)
-    return ResolvedModel(m.name, path, m.fim_template, m)
+    return ResolvedModel(m.name, path, m.fim_template, m.sha256 or cached_sha256(path), m)
 
 
 def _stamp(path: Path) -> Path:
@@ -121,6 +129,25 @@ def _check_stamp(path: Path, m: Manifest) -> None:
         raise ModelError(f"Model file {path} is corrupt: sha256 {actual}, expected {m.sha256}; "
                          f"run `python -m server.models pull {m.name}` again")
     stamp.write_text(key)
+
+
+def cached_sha256(path: Path) -> str:
+    """A file's sha256, hashed once per (path, size, mtime) and remembered in the models folder."""
+    st = path.stat()
+    key = f"{path.resolve()} {st.st_size} {st.st_mtime_ns}"
+    cache = models_dir() / "sha256-cache.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = sha256_file(path)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(known, indent=1))
+        except OSError as e:  # a read-only cache folder costs a re-hash next time, nothing else
+            log.debug("could not remember the sha256 of %s: %s", path, e)
+    return known[key]
 
 
 def sha256_file(path: Path) -> str:
@@ -273,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
                 state = "present" if path.is_file() else "absent"
                 size = f"{m.size / 1e6:.0f} MB" if m.size else "size unknown"
                 print(f"{'*' if m.default else ' '} {m.name:40s} {state:8s} {size:>10s}  {m.license}  {m.description}")
+                if m.sha256:
+                    from .registry import list_adapters  # the registry imports this module
+                    for a in list_adapters(identity(m.name, m.sha256)):
+                        print(f"    adapter {a.identity}")
         else:
             print(verify(args.name_opt or args.name))
     except ModelError as e:

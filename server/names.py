@@ -28,3 +28,11 @@ class ServerState(str, Enum):  # noqa: UP042 (members are sent as their values)
     GENERATING = "generating"
     DISABLED = "disabled"
     ERROR = "error"
+
+
+class Reason(str, Enum):  # noqa: UP042 (telemetry stores the values)
+    """Why a completion has no text: the only values `Result.reason` takes."""
+    DISABLED = "disabled"  # completions are off for this language
+    NO_MODEL = "no-model"  # the model failed to load
+    FILTERED = "filtered"  # the filter said the suggestion is not worth showing
+    EMPTY = "empty"  # the model's answer post-processed to nothing

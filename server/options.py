@@ -14,6 +14,7 @@ PATH_HEADERS = ("none", "relative", "absolute")
 @dataclass(frozen=True)
 class Options:
     # --- context: what the model sees ---
+    context_tokens: int = 2048  # the model's window (n_ctx), capped by its manifest: prompt + answer fit in it
     prefix_tokens: int = 512
     suffix_tokens: int = 256
     # The prefix start moves in steps of this many lines so the KV cache survives typing new lines; a step

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .models import ModelError, ResolvedModel
+from .models import ModelError, ResolvedModel, resolve
 from .options import Options
+from .registry import Adapter, resolve_adapter
 from .templates import FimTemplate, get_template
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def _route_llama_logs(llama_cpp) -> None:
 class LlamaRuntime:
     """One loaded GGUF (optionally with a LoRA adapter). Not thread-safe: one worker drives it."""
 
-    def __init__(self, model: ResolvedModel, *, n_ctx: int = 2048, lora_path: str | None = None,
+    def __init__(self, model: ResolvedModel, *, n_ctx: int = Options.context_tokens, adapter: Adapter | None = None,
                  n_threads: int | None = None):
         try:  # imported here, on the loader thread: numpy (OpenBLAS) imported on the server's main thread at
             # start-up left the LSP server unresponsive once the model had loaded (tests/test_lsp_bad_input)
@@ -101,13 +102,14 @@ class LlamaRuntime:
             # Its own verbose prints (sys.stderr, looked up when printing) are dropped instead; log lines are not.
             with contextlib.redirect_stderr(io.StringIO()):
                 self.llm = Llama(model_path=str(model.path), n_ctx=n_ctx, n_batch=512, n_threads=threads,
-                                 n_threads_batch=threads, lora_path=lora_path, verbose=True)
+                                 n_threads_batch=threads, verbose=True,
+                                 lora_path=str(adapter.path) if adapter else None)
             self.llm.verbose = False  # no per-call prints from here on
         except Exception as e:  # llama.cpp reports a bad file as a bare ValueError
             raise ModelError(f"could not load {model.path}: {e}; the file may be corrupt — "
                              f"run `python -m server.models verify`") from e
         self.n_ctx = n_ctx
-        self.lora_path = lora_path
+        self.adapter = adapter
         self.load_ms = (time.perf_counter() - t0) * 1000
         self.n_vocab = self.llm.n_vocab()
 
@@ -125,12 +127,12 @@ class LlamaRuntime:
             ids = self.llm.tokenize(s.encode(), add_bos=False, special=True)
             if len(ids) == 1:
                 self.stop_ids.add(ids[0])
-        log.info("loaded %s in %.0f ms (n_ctx=%d, threads=%d%s)", model.name, self.load_ms, n_ctx, threads,
-                 f", lora={lora_path}" if lora_path else "")
+        log.info("loaded %s in %.0f ms (n_ctx=%d, threads=%d)", self.model_id, self.load_ms, n_ctx, threads)
 
     @property
     def model_id(self) -> str:
-        return self.model.name + (f"+{os.path.basename(self.lora_path)}" if self.lora_path else "")
+        """The base model's identity, plus the adapter's when one is loaded: `name@sha8[+adapter@sha8]`."""
+        return self.model.identity + (f"+{self.adapter.identity}" if self.adapter else "")
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False)) if text else 0
@@ -199,3 +201,11 @@ class LlamaRuntime:
         t2 = time.perf_counter()
         return Generation(out.decode("utf-8", errors="replace"), n_prompt, min(reused, n_prompt), n,
                           (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprobs, steps)
+
+
+def load_runtime(model: str | None, adapter: str | None = None, *, n_ctx: int = Options.context_tokens) -> LlamaRuntime:
+    """Resolve a model (manifest name, .gguf path, or the default) and an adapter trained for it, and load
+    them; the context window is `n_ctx`, capped by what the model's manifest says it was trained for."""
+    base = resolve(model)
+    lora = resolve_adapter(adapter, base) if adapter else None
+    return LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx))

@@ -12,26 +12,21 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .engine import Engine, Request, Result, check_input
+from .engine import Admitted, Engine, InputError, Request, Result
 from .models import ModelError
-from .names import OUTCOMES, ServerState
-from .recorder import Accepted, Recorder
+from .names import OUTCOMES, Reason, ServerState
+from .runtime import load_runtime
 from .settings import Settings, parse_settings
-from .telemetry import TelemetryStore
+from .telemetry import Accepted, Recorder, TelemetryStore
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, dict], None]
 
 
-def _default_loader(model: str):
-    from .lsp import load_runtime  # imported lazily: tests inject fake loaders
-    return load_runtime(model)
-
-
 class Session:
     def __init__(self, notify: Notify = lambda kind, payload: None,
-                 loader: Callable[[str], Any] = _default_loader,
+                 loader: Callable[[str], Any] = load_runtime,
                  document_text: Callable[[str], str | None] = lambda uri: None,
                  store: TelemetryStore | None = None):
         self.notify = notify
@@ -112,34 +107,33 @@ class Session:
         return await asyncio.to_thread(self._loaded.wait, timeout)
 
     # --- completions ------------------------------------------------------------------------
-    def fast_path(self, req: Request) -> Result | None:
-        """Everything that needs no model call: input checks, disabled, typing-through cache."""
-        self.count("requests")
-        try:
-            check_input(req)
-        except Exception:
-            self.count("input_errors")
-            raise
-        if not self.settings.enabled_for(req.language):
-            return Result("", "", "none", reason="disabled")
-        if self.engine is None and self._loaded.is_set():
-            return Result("", "", "none", reason="no model")
-        if self.engine is not None:
-            hit = self.engine.from_cache(req)
-            if hit is not None:
-                self.count("cache_hits")
-                self._remember(hit, req)
-                return hit
-        return None
-
-    def run_model(self, req: Request, cancel: threading.Event) -> Result:
+    def admit(self, req: Request) -> Result | Admitted | None:
+        """`Engine.admit` plus the server's counters: None while the model is still loading (ask again once
+        `wait_loaded` returns). Raises InputError for a request that cannot be completed."""
         engine = self.engine
         if engine is None:
-            return Result("", "", "none", reason="no model")
+            return Result("", "", "none", reason=Reason.NO_MODEL) if self._loaded.is_set() else None
+        self.count("requests")
+        try:
+            got = engine.admit(req, self.settings)
+        except InputError:
+            self.count("input_errors")
+            raise
+        if isinstance(got, Result):
+            if got.source == "cache":
+                self.count("cache_hits")
+            self._remember(got, req)
+        return got
+
+    def generate(self, req: Request, admitted: Admitted, cancel: threading.Event) -> Result:
+        """The model's part of one request, on the model worker."""
+        engine = self.engine
+        if engine is None:  # unloaded while queued
+            return Result("", "", "none", reason=Reason.NO_MODEL)
         self.count("model_calls")
         self.set_state(ServerState.GENERATING)
         try:
-            result = engine.complete(req, self.settings, cancel)
+            result = engine.generate(req, admitted, self.settings, cancel)
         finally:
             self.set_state(self._idle_state())
         self._remember(result, req)
@@ -150,11 +144,11 @@ class Session:
         log.info("completion %s %s %d chars in %.0f ms (prompt %d tok, %d reused; %.0f+%.0f ms)%s",
                  result.id, req.language, len(result.text), t.get("total_ms", 0), result.prompt_tokens,
                  result.reused_tokens, t.get("prompt_ms", 0), t.get("generate_ms", 0),
-                 f" [{result.reason}]" if result.reason else "")
+                 f" [{result.reason.value}]" if result.reason else "")
         return result
 
     def _remember(self, result: Result, req: Request) -> None:
-        self.recorder.request(result, req, result.reason or result.source)
+        self.recorder.request(result, req)
         if result.id and result.text:
             self.results[result.id] = (result, req.uri, req.text.count("\n", 0, req.offset))
             while len(self.results) > 256:

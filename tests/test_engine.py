@@ -4,8 +4,9 @@ import threading
 import pytest
 from fakes import ScriptedRuntime
 
-from server.engine import Engine, InputError, Request
+from server.engine import Admitted, Engine, InputError, Request, Result
 from server.features import FEATURE_NAMES, History, extract, vectorize
+from server.names import Reason
 from server.options import Options
 from server.runtime import Cancelled, Generation
 from server.settings import Settings
@@ -30,6 +31,40 @@ def test_disabled_language_makes_no_model_call():
     rt = ScriptedRuntime("x")
     r = Engine(rt).complete(req("a = |"), Settings(languages={"python": False}))
     assert r.reason == "disabled" and r.text == "" and rt.prompts == []
+
+
+class Reject:
+    name = "reject-all@test"
+
+    def score(self, features):
+        return 0.0
+
+
+def test_a_rejected_request_never_reaches_the_model():
+    rt = ScriptedRuntime("x = 1")
+    engine = Engine(rt, filt=Reject())
+    got = engine.admit(req("a = |"))
+    assert isinstance(got, Result) and got.reason is Reason.FILTERED and got.source == "none"
+    assert got.decision.filter == "reject-all@test" and got.features and rt.prompts == []
+
+
+def test_admitted_then_generated_is_one_request():
+    rt = ScriptedRuntime("sum(xs)\n")
+    engine = Engine(rt)
+    r = req("total = |")
+    admitted = engine.admit(r)
+    assert isinstance(admitted, Admitted) and admitted.decision.show and rt.prompts == []
+    out = engine.generate(r, admitted)
+    assert out.id == admitted.id and out.text == "sum(xs)" and out.features == admitted.features
+    assert out.tokens_generated == len("sum(xs)\n") and out.timings["filter_ms"] == admitted.filter_ms
+    assert out.timings["total_ms"] >= out.timings["wait_ms"] >= 0
+
+
+def test_every_reason_is_a_member_of_the_enum():
+    assert Engine(ScriptedRuntime("x")).complete(req("a = |"), Settings(languages={"python": False})).reason \
+        is Reason.DISABLED
+    assert Engine(ScriptedRuntime("   \n")).complete(req("a = |")).reason is Reason.EMPTY
+    assert Engine(ScriptedRuntime("x"), filt=Reject()).complete(req("a = |")).reason is Reason.FILTERED
 
 
 def test_empty_output_is_reported_as_empty():

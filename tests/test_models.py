@@ -44,11 +44,18 @@ def test_wrong_hash_refused_with_expected_and_actual(tmp_path):
     assert not (tmp_path / "t.gguf").exists() and not tmp.exists()
 
 
-def test_local_gguf_path(tmp_path):
+def test_local_gguf_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path / "cache"))
     p = tmp_path / "starcoder2-3b.Q4.gguf"
     p.write_bytes(b"GGUF")
     r = models.resolve(str(p))
     assert r.path == p and r.fim_template == "starcoder2"
+    assert r.identity == "starcoder2-3b.Q4@" + hashlib.sha256(b"GGUF").hexdigest()[:8]
+    monkeypatch.setattr(models, "sha256_file", lambda path: pytest.fail("hashed again"))
+    assert models.resolve(str(p)).identity == r.identity  # remembered while the file is unchanged
+    p.write_bytes(b"GGUF2")
+    monkeypatch.setattr(models, "sha256_file", lambda path: "ab" * 32)
+    assert models.resolve(str(p)).identity == "starcoder2-3b.Q4@abababab"
     with pytest.raises(ModelError, match="not found"):
         models.resolve(str(tmp_path / "missing.gguf"))
 

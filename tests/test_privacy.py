@@ -3,7 +3,7 @@ ordinary code of the corpus test split."""
 import pytest
 from secret_corpus import leaked, samples
 
-from server.redact import redact, redact_fim
+from server.telemetry.redact import redact, redact_fim
 
 COMPLETIONS = ["", '"', "'\n", "\nprint(1)\n", "x"]
 

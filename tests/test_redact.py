@@ -1,6 +1,6 @@
 import pytest
 
-from server.redact import (
+from server.telemetry.redact import (
     SECRET_KINDS,
     find_secrets,
     is_sensitive_path,

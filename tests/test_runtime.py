@@ -6,8 +6,14 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture(scope="module")
 def runtime():
-    from server.lsp import load_runtime
+    from server.runtime import load_runtime
     return load_runtime(None)
+
+
+def test_the_model_is_named_by_name_and_hash(runtime):
+    from server.models import load_manifests
+    m = load_manifests()["qwen2.5-coder-0.5b-instruct-q4_k_m"]
+    assert runtime.model_id == f"{m.name}@{m.sha256[:8]}" and runtime.n_ctx == 2048
 
 
 PROMPTS = [

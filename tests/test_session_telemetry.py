@@ -1,14 +1,18 @@
 """The session writes what happens to each suggestion into the telemetry store (scripted model, real SQLite)."""
 import sqlite3
+import threading
 import time
 
 import pytest
 from fakes import ScriptedRuntime
 
-from server.engine import Request
-from server.recorder import Accepted, Recorder, _line_offset
+from server.engine import Request, Result
+from server.features import FEATURE_VERSION
+from server.filter import Decision
+from server.names import Reason
 from server.session import Session
-from server.telemetry import TelemetryStore
+from server.telemetry import Accepted, Recorder, TelemetryStore
+from server.telemetry.recorder import _line_offset
 
 DOC = "def f(xs):\n    \n\n\ndef g(): pass\n"
 OFFSET = DOC.index("    \n") + 4
@@ -30,7 +34,8 @@ def rows(path, sql):
 
 def complete(s: Session, text=DOC, offset=OFFSET):
     req = Request("file:///w/t.py", text, offset, "python", path="/w/t.py")
-    return s.fast_path(req) or s.run_model(req, cancel=None), req
+    got = s.admit(req)
+    return (got if isinstance(got, Result) else s.generate(req, got, cancel=None)), req
 
 
 @pytest.mark.parametrize("level,client,expect", [("off", True, None), ("training", False, None),
@@ -84,6 +89,40 @@ def test_outcomes_reason_length_and_survival(tmp_path):
     assert [(d, ok) for d, ok, _ in survival] == [(0.05, 1), (0.1, 0)]
     assert survival[0][2] == 1.0 and survival[1][2] < 0.8
     s.shutdown()
+
+
+def test_a_results_generation_and_filter_fields_are_written(tmp_path):
+    rec = Recorder(TelemetryStore("metrics", tmp_path / "t.sqlite3", tmp_path / "t.key"))
+    req = Request("file:///w/t.py", DOC, OFFSET, "python", path="/w/t.py")
+    rec.request(Result("m1", "x = 1", "model", features={"lang=python": 1.0}, stop_reason="eos",
+                       tokens_generated=7, decision=Decision(True, 0.4, filter="logistic")), req)
+    rec.request(Result("h1", "= 1", "cache", parent_id="m1"), req)
+    rec.request(Result("e1", "", "model", reason=Reason.EMPTY, features={"lang=python": 1.0},
+                       stop_reason="length", tokens_generated=64), req)
+    rec.flush()
+    rec.close()
+    got = rows(tmp_path / "t.sqlite3", "SELECT completion_id, status, parent_id, stop_reason, tokens_generated, "
+                                       "feature_version, filter_id FROM suggestions ORDER BY rowid")
+    assert got == [("m1", "model", None, "eos", 7, FEATURE_VERSION, "logistic"),
+                   ("h1", "cache", "m1", None, 0, None, "none"),
+                   ("e1", "empty", None, "length", 64, FEATURE_VERSION, "none")]
+
+
+def test_survival_checks_share_one_thread_that_close_stops(tmp_path):
+    rec = Recorder(TelemetryStore("metrics", tmp_path / "t.sqlite3", tmp_path / "t.key"), {"u": "kept"}.get,
+                   delays=(0.05, 60))
+    before = set(threading.enumerate())
+    for i in range(20):
+        rec.outcome(f"c{i}", "accepted", None, None, Accepted(f"c{i}", "u", 0, "kept"))
+    time.sleep(0.3)
+    rec.flush()
+    started = [t for t in set(threading.enumerate()) - before if t.name == "ghostline-survival"]
+    assert len(started) == 1
+    rec.close()  # the 60 s checks are dropped, not waited for
+    started[0].join(1)
+    assert not started[0].is_alive()
+    assert rows(tmp_path / "t.sqlite3", "SELECT delay_s, survived, count(*) FROM events WHERE kind = 'survival' "
+                                        "GROUP BY delay_s") == [(0.05, 1, 20)]
 
 
 def test_line_tracking_follows_edits_above():

@@ -1,16 +1,7 @@
 import random
 import time
 
-import pytest
-
-from server.survival import (
-    SURVIVAL_THRESHOLD,
-    adjust_offset,
-    best_window_distance,
-    check,
-    similarity,
-    survived,
-)
+from server.telemetry.survival import SURVIVAL_THRESHOLD, best_window_distance, similarity
 
 ACCEPTED = "    total = sum(values)\n    return total / len(values)\n"
 DOC_BEFORE = "def mean(values):\n"
@@ -42,14 +33,12 @@ def test_intact_text_is_one():
     doc = DOC_BEFORE + ACCEPTED + DOC_AFTER
     assert similarity(ACCEPTED, doc, len(DOC_BEFORE)) == 1.0
     assert similarity(ACCEPTED, doc) == 1.0
-    assert check(ACCEPTED, doc, len(DOC_BEFORE)) == (1.0, True)
 
 
 def test_deleted_text_is_zero():
     doc = DOC_BEFORE + "    pass\n" + DOC_AFTER
     s = similarity(ACCEPTED, doc, len(DOC_BEFORE))
     assert s < 0.4
-    assert not survived(s)
     assert similarity("abc", "", 0) == 0.0
 
 
@@ -57,8 +46,7 @@ def test_small_edit_keeps_most():
     edited = ACCEPTED.replace("total", "tot")
     doc = DOC_BEFORE + edited + DOC_AFTER
     s = similarity(ACCEPTED, doc, len(DOC_BEFORE))
-    assert 0.85 < s < 1.0
-    assert survived(s)
+    assert SURVIVAL_THRESHOLD < 0.85 < s < 1.0
 
 
 def test_half_rewritten():
@@ -80,13 +68,6 @@ def test_window_limits_the_search():
     assert similarity(ACCEPTED, DOC_BEFORE + ACCEPTED, 10_000) == 1.0
 
 
-def test_whitespace_only_changes():
-    reindented = ACCEPTED.replace("    ", "\t")
-    doc = DOC_BEFORE + reindented + DOC_AFTER
-    assert similarity(ACCEPTED, doc, len(DOC_BEFORE)) < 1.0
-    assert similarity(ACCEPTED, doc, len(DOC_BEFORE), ignore_whitespace=True) == 1.0
-
-
 def test_empty_accepted_text():
     assert similarity("", "anything", 0) == 1.0
     assert best_window_distance("", "x") == 0
@@ -99,15 +80,3 @@ def test_long_completion_is_fast():
     s = similarity(accepted, doc, 20_000)
     assert time.perf_counter() - t0 < 0.5
     assert 0.6 < s < 0.7
-
-
-@pytest.mark.parametrize("edit,expected", [
-    ((0, 0, 5), 15),    # insertion before the offset shifts it
-    ((2, 6, 0), 6),     # deletion before the offset
-    ((12, 14, 3), 10),  # edit after the offset
-    ((10, 10, 4), 14),  # typing right before the accepted text pushes it right
-    ((8, 12, 1), 8),    # edit spanning the offset
-])
-def test_adjust_offset(edit, expected):
-    assert adjust_offset(10, *edit) == expected
-

@@ -76,10 +76,8 @@ def test_off_writes_nothing(paths):
     db, key = paths
     s = store_at(paths, "off")
     assert not request(s)
-    assert not s.record_shown("c1") and not s.record_accepted("c1") and not s.record_survival("c1", 30, 1.0)
+    assert not s.record_outcome("c1", "shown") and not s.record_survival("c1", 30, 1.0)
     assert not s.open()
-    assert s.snapshot(db.parent / "snap.sqlite3") is False
-    s.prune()
     s.close()
     assert not db.parent.exists() and not key.parent.exists()
 
@@ -89,9 +87,9 @@ def test_switching_levels(paths):
     s = store_at(paths, "metrics")
     assert request(s, "a")
     s.set_level("off")
-    assert not s.record_shown("a")
+    assert not s.record_outcome("a", "shown")
     s.set_level("training")
-    assert s.record_shown("a")
+    assert s.record_outcome("a", "shown")
     assert rows(db, "SELECT kind FROM events ORDER BY id") == [("requested",), ("shown",)]
     s.close()
 
@@ -101,8 +99,8 @@ def test_metrics_level_stores_no_code(paths):
     db, key_path = paths
     s = store_at(paths, "metrics")
     assert request(s, "c1")
-    assert s.record_shown("c1") and s.record_accepted("c1", 5, partial=True)
-    assert s.record_ignored("c1", "typed_over") and s.record_feedback("c1", True)
+    assert s.record_outcome("c1", "shown") and s.record_outcome("c1", "partial", 5)
+    assert s.record_outcome("c1", "ignored", reason="typed_over") and s.record_outcome("c1", "helpful")
     assert s.record_survival("c1", 30, 0.93)
     assert db.with_name(db.name + "-wal").exists()  # still open, WAL not checkpointed
 
@@ -203,7 +201,7 @@ WRITER = textwrap.dedent("""
     while True:
         cid = "k%d" % i
         if s.record_request(cid, language="python", model_id="m", prefix="x = 1\\n" * 50, suffix="",
-                            completion="y", latency={"total_ms": 1.0}) and s.record_shown(cid):
+                            completion="y", latency={"total_ms": 1.0}) and s.record_outcome(cid, "shown"):
             print(cid, flush=True)
         i += 1
 """)
@@ -247,13 +245,13 @@ def test_corrupt_database_is_quarantined(paths):
     problems = []
     s = store_at(paths, "metrics", on_problem=problems.append)
     assert request(s, "after")
-    assert s.record_shown("after")
+    assert s.record_outcome("after", "shown")
     quarantined = sorted(p.name for p in db.parent.glob(db.name + ".corrupt-*"))
     base = quarantined[0]
     assert base.startswith(db.name + ".corrupt-") and base + "-wal" in quarantined  # still a pair
-    assert len(problems) == 1 and "damaged" in problems[0] and s.problem == problems[0]
+    assert len(problems) == 1 and "damaged" in problems[0]
     for _i in range(5):
-        assert s.record_shown("after")
+        assert s.record_outcome("after", "shown")
     s.close()
     assert len(problems) == 1
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
@@ -270,7 +268,7 @@ def test_only_a_few_quarantined_copies_are_kept(paths):
         (db.parent / f"{db.name}.corrupt-{stamp}-wal").write_bytes(b"x")
     db.write_bytes(b"not a database at all" * 100)
     s = store_at(paths, "metrics")
-    assert s.record_shown("a")
+    assert s.record_outcome("a", "shown")
     s.close()
     left = sorted(p.name for p in db.parent.glob(db.name + ".corrupt-*") if not p.name.endswith(("-wal", "-shm")))
     assert len(left) == TelemetryStore.KEEP_QUARANTINED
@@ -290,7 +288,7 @@ def test_corruption_found_by_integrity_check(paths):
     db.write_bytes(bytes(data))
     problems = []
     s = store_at(paths, "metrics", on_problem=problems.append)
-    assert s.record_shown("x")
+    assert s.record_outcome("x", "shown")
     assert len(problems) == 1 and list(db.parent.glob(db.name + ".corrupt-*"))
     s.close()
 
@@ -303,14 +301,14 @@ def test_locked_database_does_not_raise(paths):
     other.execute("BEGIN EXCLUSIVE")
     try:
         t0 = time.monotonic()
-        assert s.record_shown("a") is False
+        assert s.record_outcome("a", "shown") is False
         assert request(s, "b") is False
         assert time.monotonic() - t0 < 2.0
         assert s.dropped == 2
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert s.record_shown("a") is True
+    assert s.record_outcome("a", "shown") is True
     s.close()
 
 
@@ -322,7 +320,7 @@ def test_unusable_location_reports_once(tmp_path):
     s.RETRY_AFTER_S = 0
     for _ in range(3):
         assert request(s) is False
-    assert len(problems) == 1 and s.problem
+    assert len(problems) == 1
 
 
 def test_newer_schema_is_left_alone(paths):
@@ -349,7 +347,7 @@ def test_concurrent_writers(paths):
     def work(store, tag):
         for i in range(100):
             assert request(store, f"{tag}{i}")
-            assert store.record_shown(f"{tag}{i}")
+            assert store.record_outcome(f"{tag}{i}", "shown")
 
     threads = [threading.Thread(target=work, args=(st, tag)) for st, tag in ((s, "x"), (s, "y"), (a, "z"))]
     for t in threads:
@@ -374,22 +372,75 @@ def test_migration_from_older_version(paths):
     conn.close()
     assert rows(db, "PRAGMA user_version") == [(1,)]
     s = store_at(paths, "metrics")
-    assert s.record_shown("old")
+    assert s.record_outcome("old", "shown")
     s.close()
     assert rows(db, "PRAGMA user_version") == [(T.SCHEMA_VERSION,)]
     assert rows(db, "SELECT completion_id, shown, accepted, accepted_length FROM outcomes") == [("old", 1, 1, 7)]
+
+
+def test_migration_from_schema_2(paths):
+    db, _ = paths
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db, isolation_level=None)
+    for script in T.MIGRATIONS[:2]:  # a database written by the previous release
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 2")
+    t = time.time() - 60
+    old = ("old", t, "training", "python", "m", "model", 12, 3, 7, "def f", "):", "pass")
+    conn.execute("INSERT INTO suggestions (completion_id, ts, level, language, model_id, status, prefix_len, "
+                 "suffix_len, completion_len, prefix, suffix, completion) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", old)
+    for i, kind in enumerate(("requested", "shown", "accepted")):
+        conn.execute("INSERT INTO events (completion_id, kind, ts) VALUES ('old', ?, ?)", (kind, t + i))
+    conn.close()
+    s = store_at(paths, "metrics")
+    assert request(s, "new", parent_id="old", stop_reason="eos", tokens_generated=9, feature_version=1,
+                   filter_id="none")
+    s.close()
+    assert rows(db, "PRAGMA user_version") == [(3,)] and T.SCHEMA_VERSION == 3
+    assert rows(db, "SELECT completion_id, ts, level, language, model_id, status, prefix_len, suffix_len, "
+                    "completion_len, prefix, suffix, completion FROM suggestions WHERE completion_id = 'old'") == [old]
+    assert rows(db, "SELECT kind FROM events WHERE completion_id = 'old' ORDER BY ts") == [
+        ("requested",), ("shown",), ("accepted",)]
+    assert rows(db, "SELECT completion_id, parent_id, stop_reason, tokens_generated, feature_version, filter_id, "
+                    "shown, accepted, accepted_length FROM outcomes ORDER BY ts") == [
+        ("old", None, None, None, None, None, 1, 1, 7), ("new", "old", "eos", 9, 1, "none", 0, 0, None)]
+
+
+def test_read_api_joins_outcomes_and_gives_code_only_when_asked(paths):
+    db, _ = paths
+    s = store_at(paths, "training")
+    request(s, "t")
+    request(s, "m", path="/home/u/app/.env")  # sensitive: a metrics-level row
+    s.record_outcome("t", "shown")
+    s.record_outcome("t", "accepted")
+    s.record_survival("t", 30, 1.0)
+    s.close()
+    with T.open_snapshot(db) as conn:
+        recs = {r["completion_id"]: r for r in T.suggestions(conn)}
+        assert [e["kind"] for e in T.events(conn, "t")] == ["requested", "shown", "accepted", "survival"]
+    assert not set(recs["t"]) & set(T.RAW_COLUMNS)
+    assert (recs["t"]["level"], recs["t"]["accepted"], recs["t"]["survival_30s"]) == ("training", 1, 1.0)
+    assert (recs["m"]["level"], recs["m"]["shown"], recs["m"]["sensitive"]) == ("metrics", 0, True)
+    assert recs["t"]["features"] == {"log_line_len": 1.2, "lang=python": 1.0}
+    with T.open_snapshot(db, include_code=True) as conn:
+        code = {r["completion_id"]: r for r in T.suggestions(conn, include_code=True)}
+    assert (code["t"]["prefix"], code["t"]["completion"]) == (PREFIX, COMPLETION)
+    assert (code["m"]["prefix"], code["m"]["completion"]) == (None, None)
+    with T.open_snapshot(db) as conn:  # a code-free snapshot has none to give
+        assert all(r["prefix"] is None for r in T.suggestions(conn, include_code=True))
+    assert not list(db.parent.glob(".ghostline-snapshot-*"))
 
 
 def test_outcomes_view(paths):
     db, _ = paths
     s = store_at(paths, "metrics")
     request(s, "a", completion="abcdef")
-    s.record_shown("a")
-    s.record_accepted("a")
+    s.record_outcome("a", "shown")
+    s.record_outcome("a", "accepted")
     s.record_survival("a", 30, 1.0)
     s.record_survival("a", 120, 0.5)
     request(s, "b")
-    s.record_shown("b")
+    s.record_outcome("b", "shown")
     s.record_outcome("b", "partial", accepted_length=3)
     s.record_outcome("b", "unhelpful")
     request(s, "c")
@@ -406,13 +457,15 @@ def test_outcomes_view(paths):
 def test_retention_by_age_and_rows(paths):
     db, _ = paths
     now = [1_000_000_000.0]
-    s = store_at(paths, "metrics", max_age_days=90, max_rows=50, clock=lambda: now[0])
+    s = store_at(paths, "metrics", clock=lambda: now[0])
     for i in range(30):
         request(s, f"old{i}", ts=now[0] - 100 * 86400)
         s.record_event(f"old{i}", "shown", ts=now[0] - 100 * 86400)
     for i in range(80):
         request(s, f"new{i:02d}", ts=now[0] - 80 + i)
-    assert s.prune() == 30 + 30
+    s.close()
+    s = store_at(paths, "metrics", max_age_days=90, max_rows=50, clock=lambda: now[0])
+    assert s.open()  # retention runs on open
     s.close()
     ids = [r[0] for r in rows(db, "SELECT completion_id FROM suggestions ORDER BY ts")]
     assert ids == [f"new{i:02d}" for i in range(30, 80)]
@@ -438,13 +491,14 @@ def test_retention_on_open_and_by_size(paths):
 
 
 def test_snapshot(paths, tmp_path):
-    _db, _ = paths
+    db, _ = paths
     s = store_at(paths, "training")
     request(s, "a")
-    s.record_shown("a")
-    assert s.snapshot(tmp_path / "full.sqlite3")
-    assert s.snapshot(tmp_path / "nocode.sqlite3", include_code=False)
-    assert not s.snapshot(tmp_path / "full.sqlite3")  # exists: refused, no exception
+    s.record_outcome("a", "shown")
+    T.snapshot_db(db, tmp_path / "full.sqlite3")
+    T.snapshot_db(db, tmp_path / "nocode.sqlite3", include_code=False)
+    with pytest.raises(FileExistsError):
+        T.snapshot_db(db, tmp_path / "full.sqlite3")
     assert request(s, "b")  # the live store keeps working
     s.close()
     assert stat.S_IMODE((tmp_path / "full.sqlite3").stat().st_mode) == 0o600
@@ -476,8 +530,8 @@ def test_bad_arguments_never_raise(paths):
     assert not s.record_event(None, "shown")  # type: ignore[arg-type]
     assert not request(s, "")
     assert request(s, "x", prefix=None, features="junk", latency=None, filter_score="high", propensity=float("inf"))
-    assert s.record_accepted("x", accepted_length=-3)
-    assert s.record_ignored("x", "some new reason")
+    assert s.record_outcome("x", "accepted", accepted_length=-3)
+    assert s.record_outcome("x", "ignored", reason="some new reason")
     s.close()
 
 
@@ -488,13 +542,13 @@ def populate(paths):
         lang = "python" if i % 4 else "go"
         cid = f"c{i:02d}"
         request(s, cid, language=lang, latency={**LATENCY, "total_ms": float(i)})
-        s.record_shown(cid)
+        s.record_outcome(cid, "shown")
         if i % 5 == 0:
-            s.record_accepted(cid)
+            s.record_outcome(cid, "accepted")
         elif i % 5 == 1:
-            s.record_accepted(cid, 3, partial=True)
+            s.record_outcome(cid, "partial", 3)
         else:
-            s.record_ignored(cid, "typed_over")
+            s.record_outcome(cid, "ignored", reason="typed_over")
     s.close()
 
 
@@ -543,7 +597,7 @@ def test_cli_purge(paths, tmp_path):
     db, key = paths
     populate(paths)
     s = store_at(paths, "metrics")
-    assert s.record_shown("c00")  # leaves -wal/-shm behind while open
+    assert s.record_outcome("c00", "shown")  # leaves -wal/-shm behind while open
     (db.parent / (db.name + ".corrupt-20240101T000000Z")).write_bytes(b"old")
     assert cli.main(["purge", "--db", str(db)]) == 2  # needs --yes
     assert db.exists()

@@ -98,8 +98,8 @@ def test_protocol_names_are_the_servers():
     assert ts_union("extension/src/outcomes.ts", "IgnoredReason") == IGNORE_REASONS
     assert ts_union("extension/src/status.ts", "ServerState") == tuple(s.value for s in ServerState)
     assert ts_const("extension/src/inline.ts", "ACCEPT_COMMAND") == ACCEPT_COMMAND
-    assert ts_const("extension/src/extension.ts", "OUTCOME") == OUTCOME
-    assert ts_const("extension/src/extension.ts", "STATUS") == STATUS
+    assert ts_const("extension/src/client.ts", "OUTCOME") == OUTCOME
+    assert ts_const("extension/src/client.ts", "STATUS") == STATUS
     doc = (ROOT / "docs/protocol.md").read_text()
     for kind in OUTCOMES + IGNORE_REASONS + tuple(s.value for s in ServerState):
         assert f'"{kind}"' in doc, f"docs/protocol.md does not name {kind!r}"
@@ -114,3 +114,11 @@ def test_one_version_everywhere():
     from server import __version__
     assert json.loads((ROOT / "package.json").read_text())["version"] == __version__
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
+
+
+def test_the_telemetry_schema_lists_every_status_the_server_writes():
+    from server.names import Reason
+    from server.telemetry import schema
+    documented = schema.__doc__.split("status:", 1)[1].split("events(", 1)[0]
+    assert set(re.findall(r"[a-z][a-z-]+", documented.split("value", 1)[1])) >= {r.value for r in Reason}
+    assert {"model", "cache"} <= set(re.findall(r"`([a-z | -]+)`", documented)[0].replace(" ", "").split("|"))

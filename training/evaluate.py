@@ -30,13 +30,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from rapidfuzz.distance import Levenshtein
 from tqdm import tqdm
 
 from server.editor_state import EditorState, editor_state
 from server.engine import Engine, Request
-from server.lsp import load_runtime
 from server.options import Options
 from server.postprocess import decide_multiline, finish, one_line_wanted, prefer_one_line
+from server.runtime import load_runtime
 from server.settings import Settings
 from server.syntax import parses
 from training.corpus import LANG_SUFFIX, split_dir
@@ -58,17 +59,8 @@ log = logging.getLogger("training.evaluate")
 
 
 def edit_similarity(a: str, b: str) -> float:
-    """1 - Levenshtein(a, b) / max(len): the usual code-completion ES."""
-    a, b = a.strip(), b.strip()
-    if not a and not b:
-        return 1.0
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return 1 - prev[-1] / max(len(a), len(b))
+    """1 - Levenshtein(a, b) / max(len), whitespace at either end ignored: the usual code-completion ES."""
+    return Levenshtein.normalized_similarity(a.strip(), b.strip())
 
 
 def first_line(text: str) -> str:

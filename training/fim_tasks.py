@@ -25,7 +25,7 @@ MAX_FILE_BYTES = 200_000
 # The editor states a user is really in (server.editor_state), plus a missing block and a random span.
 KINDS = ("end_of_line", "empty_line", "line_start", "mid_line", "block", "span")
 SKIP_DIRS = {"tests", "test", "testing", "__pycache__", "idlelib", "lib2to3", "turtledemo", "ghostline",
-             "site-packages/server", "site-packages/training", "dist", "esm", "min", "umd"}
+             "dist", "esm", "min", "umd"}
 
 
 @dataclass(frozen=True)

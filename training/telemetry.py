@@ -13,52 +13,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from server.telemetry import (
     EVENT_KINDS,
-    METRIC_COLUMNS,
     SCHEMA_VERSION,
     default_db_path,
     default_key_path,
+    events,
     migrate,
+    open_snapshot,
     related_files,
     snapshot_db,
+    suggestions,
 )
 from training.metrics import percentiles
 
 STAGES = ("filter_ms", "context_ms", "prompt_ms", "generate_ms", "post_ms", "total_ms")
-EVENT_COLUMNS = ("kind", "ts", "accepted_length", "reason", "value", "survived", "delay_s")
-
-
-@contextmanager
-def open_snapshot(db: Path) -> Iterator[sqlite3.Connection]:
-    """A read connection on a fresh snapshot of `db`, migrated to the current schema; falls back to a
-    read-only connection on the file itself when no snapshot can be written next to it."""
-    tmp = None
-    try:
-        try:
-            tmp = Path(tempfile.mkdtemp(prefix=".ghostline-snapshot-", dir=db.parent))
-            path = snapshot_db(db, tmp / "snapshot.sqlite3", include_code=False)
-            conn = sqlite3.connect(path, isolation_level=None)
-            migrate(conn)
-        except (OSError, sqlite3.OperationalError):
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
-        try:
-            yield conn
-        finally:
-            conn.close()
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _require(db: Path) -> bool:
@@ -150,32 +126,8 @@ def print_stats(st: dict[str, Any], db: Path, out: TextIO) -> None:
 
 def export_rows(conn: sqlite3.Connection, since: float | None = None) -> Iterator[dict[str, Any]]:
     """One dict per suggestion: the metric columns (never raw code) and its events."""
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(suggestions)")}
-    select = [c for c in METRIC_COLUMNS if c in cols]
-    sql = f"SELECT {', '.join(select)} FROM suggestions"
-    args: tuple = ()
-    if since is not None:
-        sql += " WHERE ts >= ?"
-        args = (since,)
-    ev_sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE completion_id = ? ORDER BY ts, id"
-    for row in conn.execute(sql + " ORDER BY ts", args):
-        rec = dict(zip(select, row))
-        for src, dst in (("latency_json", "latency"), ("features_json", "features")):
-            raw = rec.pop(src, None)
-            try:
-                rec[dst] = json.loads(raw) if raw else {}
-            except ValueError:
-                rec[dst] = {}
-        for b in ("exploration", "sensitive"):
-            if b in rec and rec[b] is not None:
-                rec[b] = bool(rec[b])
-        events = []
-        for e in conn.execute(ev_sql, (rec["completion_id"],)):
-            ev = {k: v for k, v in zip(EVENT_COLUMNS, e) if v is not None}
-            if "survived" in ev:
-                ev["survived"] = bool(ev["survived"])
-            events.append(ev)
-        rec["events"] = events
+    for rec in suggestions(conn, since=since, outcomes=False):
+        rec["events"] = events(conn, rec["completion_id"])
         yield rec
 
 

@@ -1,6 +1,7 @@
 """What the server tells the telemetry store: one row per suggestion, its outcome events, and survival checks
 of accepted text 30 s and 2 min later. Writes run on one background thread so neither the event loop nor
-the model worker waits on SQLite; at level `off` nothing is queued at all.
+the model worker waits on SQLite, and the checks wait on one timer thread; at level `off` nothing is queued
+at all.
 """
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
+from ..features import FEATURE_VERSION
+from .schema import effective_level
+from .store import TelemetryStore
 from .survival import CHECK_DELAYS_S, similarity
-from .telemetry import TelemetryStore, effective_level
+from .timers import Timers
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,7 @@ class Recorder:
         self._pending = 0
         self._lock = threading.Lock()
         self._tracked: dict[str, list[Accepted]] = {}  # uri -> accepted texts awaiting survival checks
-        self._timers: set[threading.Timer] = set()
+        self._timers = Timers("ghostline-survival")
 
     @property
     def enabled(self) -> bool:
@@ -78,7 +83,7 @@ class Recorder:
             with self._lock:
                 self._pending -= 1
 
-    def request(self, result, req, status: str) -> None:
+    def request(self, result, req) -> None:
         if not self.enabled or not result.id:
             return
         d = result.decision
@@ -87,7 +92,10 @@ class Recorder:
         self._submit(lambda: self.store.record_request(
             result.id, language=req.language, model_id=result.model_id, prefix=req.prefix, suffix=req.suffix,
             completion=result.text, latency=result.timings, features=result.features, filter_score=d.score,
-            exploration=d.exploration, propensity=d.propensity, path=req.path, status=status))
+            exploration=d.exploration, propensity=d.propensity, path=req.path,
+            status=result.reason.value if result.reason else result.source, parent_id=result.parent_id,
+            stop_reason=result.stop_reason or None, tokens_generated=result.tokens_generated,
+            feature_version=FEATURE_VERSION if result.features else None, filter_id=d.filter))
 
     def outcome(self, cid: str, kind: str, accepted_length: int | None, reason: str | None,
                 accepted: Accepted | None) -> None:
@@ -98,11 +106,7 @@ class Recorder:
             with self._lock:
                 self._tracked.setdefault(accepted.uri, []).append(accepted)
             for delay in self.delays:
-                timer = threading.Timer(delay, self._check, (accepted, delay))
-                timer.daemon = True
-                with self._lock:
-                    self._timers.add(timer)
-                timer.start()
+                self._timers.call_later(delay, partial(self._check, accepted, delay))
 
     def document_changed(self, uri: str, edits: list[tuple[int, int, int]]) -> None:
         """`edits`: (start line, end line, lines inserted) per content change, in order; a full replacement
@@ -121,7 +125,6 @@ class Recorder:
 
     def _check(self, acc: Accepted, delay: float) -> None:
         with self._lock:
-            self._timers.discard(threading.current_thread())
             last = delay == max(self.delays)
             if last and acc in self._tracked.get(acc.uri, []):
                 self._tracked[acc.uri].remove(acc)
@@ -140,10 +143,7 @@ class Recorder:
         self._pool.submit(lambda: None).result(timeout)
 
     def close(self) -> None:
-        with self._lock:
-            for t in self._timers:
-                t.cancel()
-            self._timers.clear()
+        self._timers.close()
         self._pool.shutdown(wait=True)
         self.store.close()
 

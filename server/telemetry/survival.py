@@ -8,22 +8,15 @@ O(len(accepted) * window) Python steps). 1.0 means intact, 0.0 means nothing rec
 """
 from __future__ import annotations
 
-import re
-
 __all__ = [
     "CHECK_DELAYS_S",
     "SURVIVAL_THRESHOLD",
-    "adjust_offset",
     "best_window_distance",
-    "check",
     "similarity",
-    "survived",
 ]
 
 SURVIVAL_THRESHOLD = 0.8  # similarity at or above which accepted text counts as "survived"
 CHECK_DELAYS_S = (30.0, 120.0)  # when the server checks after an accept
-
-_WS = re.compile(r"\s+")
 
 
 def best_window_distance(pattern: str, text: str) -> int:
@@ -62,47 +55,20 @@ def best_window_distance(pattern: str, text: str) -> int:
     return best
 
 
-def similarity(accepted: str, document: str, offset: int | None = None, *, slack: int | None = None,
-               ignore_whitespace: bool = False) -> float:
+def similarity(accepted: str, document: str, offset: int | None = None, *, slack: int | None = None) -> float:
     """How intact `accepted` still is in `document`, 0..1 (1.0 = present unchanged).
 
     `offset` is where the text was inserted (character offset into `document`, as tracked by the caller);
     the search covers `slack` characters either side (default: max(len(accepted), 256)), so edits before
     the insertion point that shift it are tolerated. With `offset=None` the whole document is searched.
-    `ignore_whitespace` collapses whitespace runs first (a re-indent by a formatter is not a loss).
     """
-    if not accepted or (ignore_whitespace and not accepted.strip()):
+    if not accepted:
         return 1.0
     if offset is not None:
         if slack is None:
             slack = max(len(accepted), 256)
         offset = min(max(offset, 0), len(document))
         document = document[max(0, offset - slack): offset + len(accepted) + slack]
-    if ignore_whitespace:
-        accepted = _WS.sub(" ", accepted).strip()
-        document = _WS.sub(" ", document)
     d = best_window_distance(accepted, document)
     return max(0.0, min(1.0, 1.0 - d / len(accepted)))
 
-
-def survived(sim: float, threshold: float = SURVIVAL_THRESHOLD) -> bool:
-    """Whether a similarity counts as the accepted text having survived."""
-    return sim >= threshold
-
-
-def check(accepted: str, document: str, offset: int | None = None, *, threshold: float = SURVIVAL_THRESHOLD,
-          **kw) -> tuple[float, bool]:
-    """`(similarity, survived)` in one call; keyword arguments go to `similarity`."""
-    s = similarity(accepted, document, offset, **kw)
-    return s, survived(s, threshold)
-
-
-def adjust_offset(offset: int, start: int, end: int, inserted_len: int) -> int:
-    """Move a tracked insertion offset across one edit that replaced document[start:end] with
-    `inserted_len` characters: edits wholly before the offset shift it, edits after it leave it, an edit
-    spanning it moves it to the start of the edit."""
-    if end <= offset:
-        return offset + inserted_len - (end - start)
-    if start >= offset:
-        return offset
-    return start
