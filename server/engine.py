@@ -21,6 +21,7 @@ from .filter import Decision, Filter, NoFilter, decide
 from .names import Reason
 from .options import Options
 from .postprocess import (
+    block_confidence,
     confident_lines,
     decide_multiline,
     early_stop,
@@ -46,7 +47,7 @@ class Runtime(Protocol):
 
     def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None, chunk: int,
                  forced=()) -> Generation:
-        """Greedy; `should_stop(text, line_logprobs)` is asked after every token."""
+        """Greedy; `should_stop(text, line_logprobs, line_start_logprobs)` is asked after every token."""
 
 
 class InputError(ValueError):
@@ -103,7 +104,8 @@ class Result:
     reused_tokens: int = 0
     parent_id: str | None = None  # for cache hits: the suggestion this continues
     prompt_files: tuple[str, ...] = ()  # the file names the prompt carries: snippets', then this file's
-    line_logprobs: list[float] = field(default_factory=list)  # of `raw`: the model's confidence per line
+    line_logprobs: list[float] = field(default_factory=list)  # of `raw`, per line: its least certain token
+    line_start_logprobs: list[float] = field(default_factory=list)  # of `raw`, per line: the token starting it
     stop_reason: str = ""  # why generation ended: eos | stop | length
     tokens_generated: int = 0  # by every generation this answer took (a branch's included)
     branched: bool = False  # `raw` is the model's runner-up at a token of its first generation's first line
@@ -194,9 +196,11 @@ class Engine:
         multiline = decide_multiline(prefix, suffix, settings.multiline, opts)
         t_ctx = time.perf_counter()
 
-        def should_stop(text: str, line_logprobs=()) -> bool:
-            return early_stop(text, prefix, suffix, multiline, opts, req.language) or (
-                multiline and confident_lines(text, line_logprobs, opts.block_min_prob) != text)
+        def should_stop(text: str, lowest=(), starts=()) -> bool:
+            if early_stop(text, prefix, suffix, multiline, opts, req.language):
+                return True
+            return multiline and confident_lines(text, block_confidence(lowest, starts, opts),
+                                                 opts.block_min_prob) != text
 
         branches: list[Generation] = []  # generations after the first (their prompt is cached)
 
@@ -212,7 +216,7 @@ class Engine:
         def answer(g: Generation) -> str:
             nonlocal post_ms
             t = time.perf_counter()
-            out = finish(g.text, g.line_logprobs, g.stop_reason, prefix, suffix, multiline, opts, req.language)
+            out = finish(g.outcome(), prefix, suffix, multiline, opts, req.language)
             post_ms += (time.perf_counter() - t) * 1000
             return out
         gen = first = generate()
@@ -233,7 +237,8 @@ class Engine:
                     gen, text, forced = other, chosen, alt
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
-        result.line_logprobs, result.stop_reason, result.branched = gen.line_logprobs, gen.stop_reason, bool(forced)
+        result.line_logprobs, result.line_start_logprobs = gen.line_logprobs, gen.line_start_logprobs
+        result.stop_reason, result.branched = gen.stop_reason, bool(forced)
         result.reason = None if text else Reason.EMPTY
         result.prompt_tokens, result.reused_tokens = first.n_prompt, first.n_reused
         result.tokens_generated = first.n_generated + sum(b.n_generated for b in branches)

@@ -9,6 +9,7 @@ insert a whole line or nothing. (Bracket balancing was measured to change nothin
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from .editor_state import EditorState, editor_state
 from .options import Options
@@ -138,9 +139,15 @@ def trim_block(text: str, prefix: str, suffix: str, options: Options = Options()
     return _block(text, prefix, suffix, options)[0]
 
 
-def confident_lines(text: str, line_logprobs: list[float], min_prob: float) -> str:
-    """Cut a block before the first line, after its first line of code, that the model wrote with less
-    than `min_prob` confidence in some token."""
+def block_confidence(lowest: Sequence[float], starts: Sequence[float], options: Options) -> Sequence[float]:
+    """What a block's lines are judged by (`options.block_confidence`): the token that started each line,
+    i.e. how sure the model was that the block goes on, or the least certain token on each line."""
+    return starts if options.block_confidence == "line_start" else lowest
+
+
+def confident_lines(text: str, line_logprobs: Sequence[float], min_prob: float) -> str:
+    """Cut a block before the first line, after its first line of code, whose confidence (one
+    log-probability per line) is below `min_prob`."""
     if min_prob <= 0 or not line_logprobs:
         return text
     floor = math.log(min_prob)
@@ -246,13 +253,15 @@ def postprocess(text: str, prefix: str, suffix: str, multiline: bool, options: O
     return text if text.strip() else ""
 
 
-def finish(raw: str, line_logprobs: list[float], stop_reason: str, prefix: str, suffix: str,
-           multiline: bool, options: Options, language: str) -> str:
-    """What is shown for one generation: a block keeps only its confident lines, then postprocess (the
-    engine and the benchmark's replays both call this, so a replay is what the server would show)."""
-    text = confident_lines(raw, line_logprobs, options.block_min_prob) if multiline else raw
+def finish(outcome: dict, prefix: str, suffix: str, multiline: bool, options: Options, language: str) -> str:
+    """What is shown for one generation (`Generation.outcome()`): a block keeps only its confident lines,
+    then postprocess (the engine and the benchmark's replays both call this, so a replay is what the server
+    would show)."""
+    raw = outcome["raw"]
+    confidence = block_confidence(outcome["line_logprobs"], outcome["line_start_logprobs"], options)
+    text = confident_lines(raw, confidence, options.block_min_prob) if multiline else raw
     return postprocess(text, prefix, suffix, multiline, options, language,
-                       truncated=stop_reason == "length" and text == raw)
+                       truncated=outcome["stop_reason"] == "length" and text == raw)
 
 
 def early_stop(text: str, prefix: str, suffix: str, multiline: bool, options: Options = Options(),

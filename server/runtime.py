@@ -36,12 +36,16 @@ class Generation:
     # The lowest token log-probability on each line of `text` (a token counts for the line its last
     # character is on, so the newline that starts a line counts for that line).
     line_logprobs: list[float] = field(default_factory=list)
+    # Per line of `text`: the log-probability of the token that started it (the one carrying its newline: the
+    # model's decision that the answer goes on for another line); 0 for the first line.
+    line_start_logprobs: list[float] = field(default_factory=list)
     # Per generated token: (id, log-probability, text piece, runner-up id, runner-up log-probability).
     steps: list[tuple[int, float, str, int, float]] = field(default_factory=list)
 
     def outcome(self) -> dict:
         """What post-processing reads of a generation (as `finish` takes it)."""
-        return {"raw": self.text, "line_logprobs": self.line_logprobs, "stop_reason": self.stop_reason}
+        return {"raw": self.text, "line_logprobs": self.line_logprobs,
+                "line_start_logprobs": self.line_start_logprobs, "stop_reason": self.stop_reason}
 
     def branch_in(self, chars: int) -> list[tuple[int, float]] | None:
         """The tokens of a generation that leaves `text[:chars]` where the model was least sure of it: the
@@ -141,7 +145,7 @@ class LlamaRuntime:
         """Forget the KV cache: the next prompt is evaluated from scratch (cold, and reproducible)."""
         self.llm.reset()
 
-    def generate(self, prompt: str, *, max_tokens: int, should_stop: Callable[[str, list[float]], bool],
+    def generate(self, prompt: str, *, max_tokens: int, should_stop: Callable[[str, list[float], list[float]], bool],
                  cancel: threading.Event | None = None, chunk: int = PROMPT_CHUNK,
                  forced: Sequence[tuple[int, float]] = ()) -> Generation:
         """Greedy decoding after `prompt`; the output starts with the `forced` (token, log-probability)
@@ -172,11 +176,15 @@ class LlamaRuntime:
         # tokens as llama.cpp's top-1 sampler, plus each token's log-probability for free.
         out = bytearray()
         line_logprobs = [0.0]  # per output line: the lowest token log-probability on it
+        line_starts = [0.0]  # per output line: the log-probability of the token that started it
         steps: list[tuple[int, float, str, int, float]] = []
 
         def take(tok: int, logprob: float, alt: int, alt_logprob: float) -> None:
             piece = llm.detokenize([tok])
-            line_logprobs.extend([0.0] * piece.count(b"\n"))
+            if new_lines := piece.count(b"\n"):
+                line_logprobs.extend([0.0] * new_lines)
+                line_starts.extend([0.0] * new_lines)
+                line_starts[-1] = logprob
             line_logprobs[-1] = min(line_logprobs[-1], logprob)
             out.extend(piece)
             steps.append((tok, logprob, piece.decode("utf-8", errors="ignore"), alt, alt_logprob))
@@ -194,13 +202,13 @@ class LlamaRuntime:
                 break
             take(tok, logprob, alt, alt_logprob)
             n += 1
-            if should_stop(out.decode("utf-8", errors="ignore"), line_logprobs):
+            if should_stop(out.decode("utf-8", errors="ignore"), line_logprobs, line_starts):
                 reason = "stop"
                 break
             llm.eval([tok])
         t2 = time.perf_counter()
         return Generation(out.decode("utf-8", errors="replace"), n_prompt, min(reused, n_prompt), n,
-                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprobs, steps)
+                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprobs, line_starts, steps)
 
 
 def load_runtime(model: str | None, adapter: str | None = None, *, n_ctx: int = Options.context_tokens) -> LlamaRuntime:

@@ -21,6 +21,27 @@ class ScriptedRuntime:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             text += ch
-            if should_stop(text, []):
+            if should_stop(text, [], []):
                 return Generation(text, 10, 0, len(text), 1.0, 1.0, "stop")
         return Generation(text, 10, 0, len(text), 1.0, 1.0, "eos")
+
+
+class ManualTimers:
+    """`server.telemetry.timers.Timers` with a clock the test moves: `advance` runs what falls due, in order,
+    on the caller's thread (survival checks without sleeping)."""
+
+    def __init__(self):
+        self.now = 0.0
+        self._due: list = []
+
+    def call_later(self, delay, fn):
+        self._due.append((self.now + delay, len(self._due), fn))
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for item in sorted(d for d in self._due if d[0] <= self.now):
+            self._due.remove(item)
+            item[2]()
+
+    def close(self):
+        self._due.clear()

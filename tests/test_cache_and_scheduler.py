@@ -93,9 +93,9 @@ def test_client_cancelled_futures_do_not_break_later_requests():
     # $/cancelRequest cancels a job's future from the event loop at any time: a running one, and a waiting
     # one that a newer request then replaces. Neither may raise into the newer request or the worker.
     sched = LatestWins()
-    gate = threading.Event()
-    running = sched.submit("a", lambda cancel: gate.wait(5) and "late")
-    time.sleep(0.05)
+    gate, started = threading.Event(), threading.Event()
+    running = sched.submit("a", lambda cancel: started.set() or (gate.wait(5) and "late"))
+    assert started.wait(5)
     waiting = sched.submit("b", lambda cancel: "never")
     running.future.cancel()
     assert waiting.future.cancel()

@@ -109,10 +109,11 @@ def test_features_are_fixed_order_and_complete():
 def test_branch_in_picks_the_least_certain_token_of_the_line():
     steps = [(1, -0.1, "self", 11, -3.0), (2, -2.0, ".token", 12, -2.2), (3, -0.3, "stack", 13, -1.5),
              (4, -5.0, " ", 14, -5.1), (5, -4.0, "\n", 15, -4.1)]
-    gen = Generation("self.tokenstack \n", 10, 0, 5, 1.0, 1.0, "stop", [-2.0, 0.0], steps)
+    gen = Generation("self.tokenstack \n", 10, 0, 5, 1.0, 1.0, "stop", [-2.0, 0.0], steps=steps)
     assert gen.branch_in(len("self.tokenstack")) == [(1, -0.1), (12, -2.2)]  # blank pieces never branch
     assert gen.branch_in(len("self")) == [(11, -3.0)]
-    assert Generation("x", 1, 0, 1, 1.0, 1.0, "stop", [0.0], [(1, -1.0, "x", -1, float("-inf"))]).branch_in(1) is None
+    lone = Generation("x", 1, 0, 1, 1.0, 1.0, "stop", [0.0], steps=[(1, -1.0, "x", -1, float("-inf"))])
+    assert lone.branch_in(1) is None
 
 
 class BranchingRuntime(ScriptedRuntime):
@@ -127,7 +128,8 @@ class BranchingRuntime(ScriptedRuntime):
         self.forced.append(list(forced))
         text = self.alternative if forced else self.output
         steps = [(i, -1.0 - (i == 1), ch, 100 + i, -3.0) for i, ch in enumerate(text)]
-        return Generation(text, 10, 0, len(text), 1.0, 1.0, "stop", [-2.0] * (text.count("\n") + 1), steps)
+        per_line = [-2.0] * (text.count("\n") + 1)
+        return Generation(text, 10, 0, len(text), 1.0, 1.0, "stop", per_line, per_line, steps)
 
 
 def test_a_first_line_that_repeats_the_code_below_is_replaced_by_the_runner_up():

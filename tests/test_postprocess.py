@@ -1,8 +1,12 @@
+import pytest
+
 from server.options import Options
 from server.postprocess import (
+    block_confidence,
     confident_lines,
     decide_multiline,
     early_stop,
+    finish,
     postprocess,
     trim_block,
     trim_suffix_overlap,
@@ -138,6 +142,22 @@ def test_truncated_block_drops_its_unfinished_line():
     raw = "total = 0\n    for x in xs:\n        total += x\n    return tot"
     assert postprocess(raw, prefix, suffix, True, language="python", truncated=True) \
         == "total = 0\n    for x in xs:\n        total += x"
+
+
+def test_a_block_is_judged_by_the_token_that_starts_each_line_by_default():
+    import math
+    text = "total = 0\n    for x in xs:\n        total += x\n    return total"
+    lowest = [0.0, math.log(0.9), math.log(0.3), math.log(0.95)]  # line 3 has one unsure token inside
+    starts = [0.0, math.log(0.9), math.log(0.8), math.log(0.4)]  # but the model was sure it came
+    outcome = {"raw": text, "line_logprobs": lowest, "line_start_logprobs": starts, "stop_reason": "eos"}
+    prefix, suffix = "def f(xs):\n    ", "\n"
+    shown = finish(outcome, prefix, suffix, True, Options(), "python")
+    assert shown == "total = 0\n    for x in xs:\n        total += x"
+    assert finish(outcome, prefix, suffix, True, Options(block_confidence="lowest_token"), "python") == \
+        "total = 0"  # cut before `total += x`, and a `for` without a body does not parse
+    assert block_confidence(lowest, starts, Options()) is starts
+    with pytest.raises(ValueError, match="block_confidence takes one of line_start, lowest_token"):
+        Options().with_values(block_confidence="mean")
 
 
 def test_block_keeps_lines_only_while_the_model_is_confident():

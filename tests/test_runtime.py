@@ -27,7 +27,7 @@ PROMPTS = [
 def test_greedy_by_hand_matches_llama_cpp_sampler(runtime, prefix, suffix):
     prompt = runtime.template.render(prefix, suffix)
     runtime.reset()
-    ours = runtime.generate(prompt, max_tokens=32, should_stop=lambda t, _: False)
+    ours = runtime.generate(prompt, max_tokens=32, should_stop=lambda t, *_: False)
     llm = runtime.llm
     runtime.reset()
     ref = bytearray()
@@ -39,30 +39,36 @@ def test_greedy_by_hand_matches_llama_cpp_sampler(runtime, prefix, suffix):
     assert ours.text == ref.decode("utf-8", errors="replace")
     assert len(ours.line_logprobs) == ours.text.count("\n") + 1
     assert all(lp <= 0 for lp in ours.line_logprobs) and min(ours.line_logprobs) < 0
+    # each line after the first starts with the token that carries its newline: that token's log-probability
+    starts = [0.0]
+    for _, lp, piece, *_ in ours.steps:
+        if n := piece.count("\n"):
+            starts += [0.0] * (n - 1) + [lp]
+    assert ours.line_start_logprobs == starts and len(starts) == len(ours.line_logprobs)
 
 
 def test_cold_runs_are_reproducible_and_reuse_is_counted(runtime):
     prompt = runtime.template.render(*PROMPTS[0])
     runtime.reset()
-    a = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, _: False)
-    b = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, _: False)  # warm: the KV cache is reused
+    a = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, *_: False)
+    b = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, *_: False)  # warm: the KV cache is reused
     runtime.reset()
-    c = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, _: False)
+    c = runtime.generate(prompt, max_tokens=24, should_stop=lambda t, *_: False)
     assert a.text == c.text and a.n_reused == 0 and b.n_reused == b.n_prompt - 1
 
 
 def test_branch_takes_the_runner_up_where_least_sure_then_continues_greedily(runtime):
     prompt = runtime.template.render(*PROMPTS[0])
     runtime.reset()
-    a = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, _: False)
+    a = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, *_: False)
     assert all(alt_lp <= lp for _, lp, _, _, alt_lp in a.steps)  # greedy: the runner-up never beats the pick
     forced = a.branch_in(len(a.text))
     k = len(forced) - 1
     assert forced[:k] == [(tok, lp) for tok, lp, *_ in a.steps[:k]]
     assert forced[k] == (a.steps[k][3], a.steps[k][4]) and forced[k][0] != a.steps[k][0]
     assert a.steps[k][1] == min(lp for _, lp, piece, *_ in a.steps if piece.strip())
-    b = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, _: False, forced=forced)  # warm
+    b = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, *_: False, forced=forced)  # warm
     runtime.reset()
-    c = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, _: False, forced=forced)  # cold
+    c = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, *_: False, forced=forced)  # cold
     assert b.text == c.text and b.n_reused == b.n_prompt and c.n_reused == 0
     assert [tok for tok, *_ in c.steps[:k + 1]] == [tok for tok, _ in forced] and c.text != a.text

@@ -1,10 +1,9 @@
 """The session writes what happens to each suggestion into the telemetry store (scripted model, real SQLite)."""
 import sqlite3
 import threading
-import time
 
 import pytest
-from fakes import ScriptedRuntime
+from fakes import ManualTimers, ScriptedRuntime
 
 from server.engine import Request, Result
 from server.features import FEATURE_VERSION
@@ -24,6 +23,7 @@ def make_session(tmp_path, docs=None, delays=(0.05, 0.1)):
     s = Session(loader=lambda name: ScriptedRuntime(f"{CANARY} = sum(xs)\n    return {CANARY}\n"),
                 document_text=lambda uri: (docs or {}).get(uri), store=store)
     s.recorder.delays = delays
+    s.recorder.timers = ManualTimers()
     return s
 
 
@@ -77,9 +77,9 @@ def test_outcomes_reason_length_and_survival(tmp_path):
     docs[req.uri] = "# one\n# two\n" + accepted_doc
     s.document_changed(req.uri, [(0, 0, 2)])
     s.outcome({"id": third.id, "outcome": "accepted"})
-    time.sleep(0.07)
+    s.recorder.timers.advance(0.05)
     docs[req.uri] = "# one\n# two\n" + req.prefix + third.text[: len(third.text) // 3] + req.suffix
-    time.sleep(0.15)
+    s.recorder.timers.advance(0.05)
     s.recorder.flush()
     db = tmp_path / "t.sqlite3"
     got = rows(db, "SELECT completion_id, kind, accepted_length, reason FROM events WHERE kind != 'requested'")
@@ -109,12 +109,17 @@ def test_a_results_generation_and_filter_fields_are_written(tmp_path):
 
 
 def test_survival_checks_share_one_thread_that_close_stops(tmp_path):
-    rec = Recorder(TelemetryStore("metrics", tmp_path / "t.sqlite3", tmp_path / "t.key"), {"u": "kept"}.get,
+    checked = threading.Semaphore(0)
+
+    def document_text(uri):
+        checked.release()
+        return "kept"
+    rec = Recorder(TelemetryStore("metrics", tmp_path / "t.sqlite3", tmp_path / "t.key"), document_text,
                    delays=(0.05, 60))
     before = set(threading.enumerate())
     for i in range(20):
         rec.outcome(f"c{i}", "accepted", None, None, Accepted(f"c{i}", "u", 0, "kept"))
-    time.sleep(0.3)
+    assert all(checked.acquire(timeout=10) for _ in range(20))  # the 20 short checks ran
     rec.flush()
     started = [t for t in set(threading.enumerate()) - before if t.name == "ghostline-survival"]
     assert len(started) == 1

@@ -88,7 +88,8 @@ def run_pipeline(engine: Engine, task: Task, others: tuple[tuple[str, str], ...]
     ms = (time.perf_counter() - t0) * 1000
     return {"text": r.text, "ms": ms, "tokens": r.prompt_tokens - r.reused_tokens,
             "timings": {k: round(v, 1) for k, v in r.timings.items()}, "raw": r.raw, "multiline": r.multiline,
-            "line_logprobs": [round(x, 3) for x in r.line_logprobs], "stop_reason": r.stop_reason,
+            "line_logprobs": [round(x, 3) for x in r.line_logprobs],
+            "line_start_logprobs": [round(x, 3) for x in r.line_start_logprobs], "stop_reason": r.stop_reason,
             "branched": r.branched, **({"one_line": r.one_line} if r.one_line else {})}
 
 
@@ -124,7 +125,7 @@ def run_raw(engine: Engine, task: Task) -> dict[str, dict]:
     block = task.kind == "block"
     line_done: list[float] = []
 
-    def should_stop(text: str, _) -> bool:
+    def should_stop(text: str, *_) -> bool:
         if "\n" in text and not line_done:
             line_done.append(time.perf_counter())
         return bool(line_done) and (not block or cut_at_suffix_repeat(text, task.suffix)[1])
@@ -159,8 +160,7 @@ def replay(task: Task, shipped: dict, opts: Options) -> dict:
     multiline = shipped["multiline"] and decide_multiline(task.prefix, task.suffix, "auto", opts)
 
     def answer(g: dict) -> str:
-        return finish(g["raw"], g["line_logprobs"], g["stop_reason"], task.prefix, task.suffix, multiline, opts,
-                      task.language)
+        return finish(g, task.prefix, task.suffix, multiline, opts, task.language)
     one = shipped.get("one_line")  # the line-start one-line rule ran: decide it again under `opts`
     text = answer(one["first"] if one else shipped)
     if one and one_line_wanted(text, task.prefix, task.suffix, opts):

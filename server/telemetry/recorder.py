@@ -34,7 +34,7 @@ class Accepted:
 
 class Recorder:
     def __init__(self, store: TelemetryStore, document_text: Callable[[str], str | None] = lambda uri: None,
-                 delays: tuple[float, ...] = CHECK_DELAYS_S):
+                 delays: tuple[float, ...] = CHECK_DELAYS_S, timers: Timers | None = None):
         self.store = store
         self.document_text = document_text
         self.delays = delays
@@ -43,7 +43,7 @@ class Recorder:
         self._pending = 0
         self._lock = threading.Lock()
         self._tracked: dict[str, list[Accepted]] = {}  # uri -> accepted texts awaiting survival checks
-        self._timers = Timers("ghostline-survival")
+        self.timers = timers or Timers("ghostline-survival")  # tests pass one whose clock they move
 
     @property
     def enabled(self) -> bool:
@@ -106,7 +106,7 @@ class Recorder:
             with self._lock:
                 self._tracked.setdefault(accepted.uri, []).append(accepted)
             for delay in self.delays:
-                self._timers.call_later(delay, partial(self._check, accepted, delay))
+                self.timers.call_later(delay, partial(self._check, accepted, delay))
 
     def document_changed(self, uri: str, edits: list[tuple[int, int, int]]) -> None:
         """`edits`: (start line, end line, lines inserted) per content change, in order; a full replacement
@@ -143,7 +143,7 @@ class Recorder:
         self._pool.submit(lambda: None).result(timeout)
 
     def close(self) -> None:
-        self._timers.close()
+        self.timers.close()
         self._pool.shutdown(wait=True)
         self.store.close()
 
