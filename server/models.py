@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_DIR = Path(__file__).resolve().parent.parent / "models"
 CHUNK = 1 << 20
+HASH_CACHE = "sha256-cache.json"  # in the models folder: file (path, size, mtime) -> sha256
 
 
 class ModelError(Exception):
@@ -107,47 +108,45 @@ def resolve(name_or_path: str | None) -> ResolvedModel:
     if m.size is not None and path.stat().st_size != m.size:
         raise ModelError(f"Model file {path} has {path.stat().st_size} bytes, expected {m.size}: "
                          f"it is corrupt; run `python -m server.models pull {m.name}` again")
-    _check_stamp(path, m)
-    return ResolvedModel(m.name, path, m.fim_template, m.sha256 or cached_sha256(path), m)
-
-
-def _stamp(path: Path) -> Path:
-    return path.with_name(path.name + ".verified")
-
-
-def _check_stamp(path: Path, m: Manifest) -> None:
-    """Full hashing costs seconds; re-hash only when the file changed since the last verification."""
-    if m.sha256 is None:
-        return
-    st = path.stat()
-    key = f"{st.st_size} {st.st_mtime_ns} {m.sha256}"
-    stamp = _stamp(path)
-    if stamp.is_file() and stamp.read_text() == key:
-        return
-    actual = sha256_file(path)
-    if actual != m.sha256:
+    actual = cached_sha256(path)
+    if m.sha256 is not None and actual != m.sha256:
         raise ModelError(f"Model file {path} is corrupt: sha256 {actual}, expected {m.sha256}; "
                          f"run `python -m server.models pull {m.name}` again")
-    stamp.write_text(key)
+    return ResolvedModel(m.name, path, m.fim_template, actual, m)
+
+
+def _hash_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()} {st.st_size} {st.st_mtime_ns}"
+
+
+def _known_hashes() -> dict[str, str]:
+    try:
+        return json.loads((models_dir() / HASH_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def remember_sha256(path: Path, sha256: str) -> None:
+    """Record a file's sha256 for its current (path, size, mtime); a read-only models folder only costs a
+    re-hash next time."""
+    known = _known_hashes()
+    known[_hash_key(path)] = sha256
+    try:
+        models_dir().mkdir(parents=True, exist_ok=True)
+        (models_dir() / HASH_CACHE).write_text(json.dumps(known, indent=1))
+    except OSError as e:
+        log.debug("could not remember the sha256 of %s: %s", path, e)
 
 
 def cached_sha256(path: Path) -> str:
-    """A file's sha256, hashed once per (path, size, mtime) and remembered in the models folder."""
-    st = path.stat()
-    key = f"{path.resolve()} {st.st_size} {st.st_mtime_ns}"
-    cache = models_dir() / "sha256-cache.json"
-    try:
-        known = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        known[key] = sha256_file(path)
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(known, indent=1))
-        except OSError as e:  # a read-only cache folder costs a re-hash next time, nothing else
-            log.debug("could not remember the sha256 of %s: %s", path, e)
-    return known[key]
+    """A file's sha256, hashed once per (path, size, mtime): full hashing costs seconds, so a model is
+    re-hashed only when its file changed since it was last hashed or assembled."""
+    sha = _known_hashes().get(_hash_key(path))
+    if sha is None:
+        sha = sha256_file(path)
+        remember_sha256(path, sha)
+    return sha
 
 
 def sha256_file(path: Path) -> str:
@@ -227,8 +226,7 @@ def _finish(tmp: Path, dest: Path, m: Manifest, actual: str) -> None:
         tmp.unlink(missing_ok=True)
         raise ModelError(f"{m.name}: sha256 {actual}, expected {m.sha256}; file refused")
     tmp.replace(dest)
-    st = dest.stat()
-    _stamp(dest).write_text(f"{st.st_size} {st.st_mtime_ns} {m.sha256 or actual}")
+    remember_sha256(dest, actual)
     log.info("%s ready at %s (sha256 %s)", m.name, dest, actual)
 
 
@@ -295,13 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "pull":
             print(pull(args.name, args.source))
         elif args.cmd == "list":
+            from .registry import list_adapters  # the registry imports this module
             for m in load_manifests().values():
                 path = models_dir() / m.file
                 state = "present" if path.is_file() else "absent"
                 size = f"{m.size / 1e6:.0f} MB" if m.size else "size unknown"
                 print(f"{'*' if m.default else ' '} {m.name:40s} {state:8s} {size:>10s}  {m.license}  {m.description}")
                 if m.sha256:
-                    from .registry import list_adapters  # the registry imports this module
                     for a in list_adapters(identity(m.name, m.sha256)):
                         print(f"    adapter {a.identity}")
         else:

@@ -1,5 +1,4 @@
-"""The models this machine can run: base models (manifests in models/, server/models.py) and the LoRA adapters
-trained for them.
+"""The LoRA adapters trained for the base models (whose manifests are in models/, read by server/models.py).
 
 An adapter lives in `<models dir>/adapters/<name>/`: `adapter.gguf` and `adapter.json`
 ({"name", "base", "file", "sha256"}). `base` is the identity (`name@sha8`) of the base model it was trained
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dirs import models_dir
-from .models import ModelError, ResolvedModel, identity, load_manifests, sha256_file
+from .models import ModelError, ResolvedModel, identity, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +35,6 @@ class Adapter:
 
 def adapters_dir() -> Path:
     return models_dir() / "adapters"
-
-
-def base_models() -> list[str]:
-    """The base models this build knows, by manifest name."""
-    return list(load_manifests())
 
 
 def list_adapters(base: str | None = None) -> list[Adapter]:

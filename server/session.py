@@ -111,9 +111,11 @@ class Session:
         """`Engine.admit` plus the server's counters: None while the model is still loading (ask again once
         `wait_loaded` returns). Raises InputError for a request that cannot be completed."""
         engine = self.engine
-        if engine is None:
-            return Result("", "", "none", reason=Reason.NO_MODEL) if self._loaded.is_set() else None
+        if engine is None and not self._loaded.is_set():
+            return None
         self.count("requests")
+        if engine is None:
+            return Result("", "", "none", reason=Reason.NO_MODEL)
         try:
             got = engine.admit(req, self.settings)
         except InputError:

@@ -1,4 +1,5 @@
 import hashlib
+import os
 
 import pytest
 
@@ -31,6 +32,20 @@ def test_wrong_size_refused(tmp_path, monkeypatch):
     (tmp_path / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf").write_bytes(b"x" * 10)
     with pytest.raises(ModelError, match="expected 491400064"):
         models.resolve("qwen2.5-coder-0.5b-instruct-q4_k_m")
+
+
+def test_a_changed_file_is_hashed_again_and_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path))
+    good = b"GGUF weights"
+    m = Manifest("t", "t.gguf", len(good), hashlib.sha256(good).hexdigest(), "MIT", "qwen", 2048)
+    monkeypatch.setattr(models, "load_manifests", lambda: {"t": m})
+    (tmp_path / "t.gguf").write_bytes(good)
+    assert models.resolve("t").identity == f"t@{m.sha256[:8]}"
+    before = (tmp_path / "t.gguf").stat().st_mtime_ns
+    (tmp_path / "t.gguf").write_bytes(b"GGUF weightz")  # same size, other bytes
+    os.utime(tmp_path / "t.gguf", ns=(before, before + 10**9))  # a later mtime even on a coarse clock
+    with pytest.raises(ModelError, match=r"corrupt: sha256 .* expected " + m.sha256):
+        models.resolve("t")
 
 
 def test_wrong_hash_refused_with_expected_and_actual(tmp_path):

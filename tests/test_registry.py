@@ -57,7 +57,3 @@ def test_a_broken_entry_is_skipped_and_a_missing_file_refused(tmp_path, bases, c
         {"name": "gone", "base": a.identity, "file": "adapter.gguf", "sha256": "cc" * 32}))
     with pytest.raises(ModelError, match="missing"):
         registry.resolve_adapter("gone", a)
-
-
-def test_base_models_are_the_manifests():
-    assert "qwen2.5-coder-0.5b-instruct-q4_k_m" in registry.base_models()

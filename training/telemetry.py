@@ -34,7 +34,7 @@ from server.telemetry import (
 )
 from training.metrics import percentiles
 
-STAGES = ("filter_ms", "context_ms", "prompt_ms", "generate_ms", "post_ms", "total_ms")
+STAGES = ("filter_ms", "wait_ms", "context_ms", "prompt_ms", "generate_ms", "post_ms", "total_ms")
 
 
 def _require(db: Path) -> bool:
