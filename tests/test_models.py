@@ -48,6 +48,17 @@ def test_a_changed_file_is_hashed_again_and_refused(tmp_path, monkeypatch):
         models.resolve("t")
 
 
+def test_an_assembled_model_is_not_hashed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path))
+    data = b"GGUF assembled"
+    m = Manifest("t", "t.gguf", len(data), hashlib.sha256(data).hexdigest(), "MIT", "qwen", 2048)
+    monkeypatch.setattr(models, "load_manifests", lambda: {"t": m})
+    (tmp_path / "t.gguf.partial").write_bytes(data)
+    models._finish(tmp_path / "t.gguf.partial", tmp_path / "t.gguf", m, m.sha256)
+    monkeypatch.setattr(models, "sha256_file", lambda path: pytest.fail("hashed again"))
+    assert models.resolve("t").sha256 == m.sha256
+
+
 def test_wrong_hash_refused_with_expected_and_actual(tmp_path):
     data = b"not the model"
     m = Manifest("t", "t.gguf", len(data), "0" * 64, "MIT", "qwen", 2048)
