@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .names import LANGUAGE_IDS
+from .options import Options
 
 
 def language_of(path: str) -> str:
@@ -26,14 +27,14 @@ def _offset(text: str, line: int, character: int) -> int:
     return sum(len(x) + 1 for x in lines[:line]) + character
 
 
-def cmd_complete(args: argparse.Namespace) -> int:
+def cmd_complete(args: argparse.Namespace, options: Options) -> int:
     from .engine import Engine, InputError, Request
     from .models import ModelError
     from .runtime import load_runtime
     from .settings import Settings
 
     try:
-        engine = Engine(load_runtime(args.model))
+        engine = Engine(load_runtime(args.model), options=options)
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     ap.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (the default)")
     ap.add_argument("--log-level", default="WARNING", help="stderr logging (INFO lists every request)")
+    ap.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                    help="a pipeline switch of server/options.py, for benchmarks (repeatable)")
     sub = ap.add_subparsers(dest="cmd")
     c = sub.add_parser("complete", help="complete at a position in FILE (or every line of --jsonl)")
     c.add_argument("file", nargs="?")
@@ -91,10 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pygls").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        options = Options().with_values(**dict(o.partition("=")[::2] for o in args.option))
+    except ValueError as e:
+        ap.error(str(e))
     if args.cmd == "complete":
-        return cmd_complete(args)
+        return cmd_complete(args, options)
     from .lsp import create_server, serve_stdio
-    server = create_server()
+    server = create_server(options)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -182,8 +183,9 @@ class Engine:
         return got if isinstance(got, Result) else self.generate(req, got, settings, cancel)
 
     def generate(self, req: Request, admitted: Admitted, settings: Settings = Settings(),
-                 cancel: threading.Event | None = None) -> Result:
-        """The model's part, on the model worker: context -> prompt -> generation -> post-processing."""
+                 cancel: threading.Event | None = None, progress: Callable[[str], None] | None = None) -> Result:
+        """The model's part, on the model worker: context -> prompt -> generation -> post-processing.
+        `progress` is told the model's output so far after every token."""
         t_start = time.perf_counter()
         prefix, suffix = req.prefix, req.suffix
         result = Result(admitted.id, "", "model", features=admitted.features, decision=admitted.decision,
@@ -197,6 +199,8 @@ class Engine:
         t_ctx = time.perf_counter()
 
         def should_stop(text: str, lowest=(), starts=()) -> bool:
+            if progress is not None:
+                progress(text)
             if early_stop(text, prefix, suffix, multiline, opts, req.language):
                 return True
             return multiline and confident_lines(text, block_confidence(lowest, starts, opts),

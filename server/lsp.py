@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 
 from lsprotocol import types
@@ -27,11 +27,14 @@ from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path, uri_scheme
 
 from . import __version__
+from .completion_item import TRIGGER_CHARACTERS, completion_edit
 from .document import Document, PositionError
 from .engine import Engine, InputError, Request, Result
 from .framing import Framer
+from .inflight import Flight
 from .models import ModelError
 from .names import ACCEPT_COMMAND, OUTCOME, STATS, STATUS
+from .options import Options
 from .runtime import Cancelled
 from .scheduler import LatestWins, Superseded
 from .session import Session
@@ -144,13 +147,14 @@ class GhostlineProtocol(LanguageServerProtocol):
 
 
 class GhostlineServer(LanguageServer):
-    def __init__(self) -> None:
+    def __init__(self, options: Options = Options()) -> None:
         super().__init__("ghostline", __version__, protocol_cls=GhostlineProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.documents: dict[str, Document] = {}  # uri as the client sent it -> open document
-        self.session = Session(notify=self._notify, document_text=self._document_text)
+        self.session = Session(notify=self._notify, document_text=self._document_text, options=options)
         self.scheduler = LatestWins()
         self.recent: OrderedDict[str, float] = OrderedDict()  # uri -> last edit, for snippets
+        self.flights: dict[str, Flight] = {}  # uri -> the generation under way for it
         self._warned: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -190,6 +194,11 @@ class GhostlineServer(LanguageServer):
         if key not in self._warned:
             self._warned.add(key)
             self._notify("message", {"level": "warning", "text": f"Ghostline: {text}"})
+
+    def snippet_support(self) -> bool:
+        caps = self.client_capabilities.text_document
+        item = caps.completion.completion_item if caps and caps.completion else None
+        return bool(item and item.snippet_support)
 
     def request_for(self, uri: str, position: types.Position) -> Request:
         doc = self.documents.get(uri)
@@ -241,13 +250,31 @@ class GhostlineServer(LanguageServer):
             return None
         if isinstance(got, Result):
             return got, req
-        admitted = got
-        job = self.scheduler.submit(uri, lambda cancel: session.generate(req, admitted, cancel))
+        admitted, reuse = got, session.options.inflight_reuse
+        flight = self.flights.get(uri)
+        if reuse and flight is not None and flight.serves(req):
+            try:
+                await asyncio.shield(flight.done)  # $/cancelRequest cancels this wait, not the generation
+            except Superseded:  # a newer request replaced it
+                return None
+            except Cancelled:  # its output parted from what this request typed: ask the model below
+                pass
+            else:
+                if (reused := session.from_flight(req)) is not None:
+                    return reused, req
+        flight = Flight(req, threading.Event())
+        job = self.scheduler.submit(uri, lambda cancel: session.generate(req, admitted, cancel, flight.progress),
+                                    flight.cancel)
+        flight.done = asyncio.wrap_future(job.future)
+        self.flights[uri] = flight
+        flight.done.add_done_callback(lambda _: self.flights.get(uri) is flight and self.flights.pop(uri))
+        flight.done.add_done_callback(lambda f: f.cancelled() or f.exception())  # read, even if nobody waits
         try:
-            result = await asyncio.wrap_future(job.future)
-        except asyncio.CancelledError:  # $/cancelRequest: stop the generation between tokens
-            job.cancel.set()
+            result = await asyncio.shield(flight.done)
+        except asyncio.CancelledError:  # $/cancelRequest
             session.count("cancelled")
+            if not reuse:  # stop the generation between tokens; with reuse the next request may want it
+                job.cancel.set()
             raise
         except Superseded:
             session.count("superseded")
@@ -284,9 +311,10 @@ def _not_pygls_deserialize_traceback(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Unable to deserialize message")
 
 
-def create_server() -> GhostlineServer:
+def create_server(options: Options = Options()) -> GhostlineServer:
+    """`options`: the pipeline's switches (server.options), for benchmarks; users change settings instead."""
     logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_pygls_deserialize_traceback)
-    server = GhostlineServer()
+    server = GhostlineServer(options)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: GhostlineServer, params: types.InitializeParams) -> None:
@@ -330,18 +358,20 @@ def create_server() -> GhostlineServer:
         return types.InlineCompletionList(items=[types.InlineCompletionItem(
             insert_text=result.text, range=_range_at(params.position), command=_accept_command(result.id))])
 
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGER_CHARACTERS))
     async def completion(ls: GhostlineServer, params: types.CompletionParams):
         got = await ls.complete(params.text_document.uri, params.position)
         if got is None or not got[0].text:
             return types.CompletionList(is_incomplete=True, items=[])
-        result, _ = got
-        label = result.text.strip().split("\n", 1)[0][:60] or result.text[:60]
+        result, req = got
+        e = completion_edit(req.prefix.rsplit("\n", 1)[-1], result.text, ls.snippet_support())
+        pos = params.position
         item = types.CompletionItem(
-            label=label, kind=types.CompletionItemKind.Snippet, detail="Ghostline",
-            insert_text_format=types.InsertTextFormat.PlainText,
-            text_edit=types.TextEdit(_range_at(params.position), result.text),
-            filter_text="", sort_text="0", command=_accept_command(result.id))
+            label=e.label, kind=types.CompletionItemKind.Snippet, detail="Ghostline",
+            insert_text_format=types.InsertTextFormat.Snippet if e.snippet else types.InsertTextFormat.PlainText,
+            text_edit=types.TextEdit(types.Range(types.Position(pos.line, pos.character - e.replaced), pos),
+                                     e.new_text),
+            filter_text=e.filter_text, sort_text="0", preselect=True, command=_accept_command(result.id))
         return types.CompletionList(is_incomplete=True, items=[item])
 
     @server.command(ACCEPT_COMMAND)
@@ -357,7 +387,10 @@ def create_server() -> GhostlineServer:
     def stats(ls: GhostlineServer, params: Any) -> dict:
         out = {**ls.session.stats, "state": ls.session.state.value, "error": ls.session.error,
                "last_prompt_files": list(ls.session.last_prompt_files),
-               "telemetry_pending": ls.session.recorder.pending}
+               "telemetry_pending": ls.session.recorder.pending,
+               "outcomes": dict(Counter(o["outcome"] for o in ls.session.outcomes)),
+               "prompt_tokens_evaluated": getattr(engine.runtime, "prompt_tokens_evaluated", 0) if (
+                   engine := ls.session.engine) else 0}
         uri = _as_dict(params).get("uri")
         if isinstance(uri, str):  # the server's copy of one document, as a digest (for sync checks)
             doc = ls.documents.get(uri)

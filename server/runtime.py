@@ -114,6 +114,7 @@ class LlamaRuntime:
                              f"run `python -m server.models verify`") from e
         self.n_ctx = n_ctx
         self.adapter = adapter
+        self.prompt_tokens_evaluated = 0  # over all calls, cancelled ones included (ghostline/stats)
         self.load_ms = (time.perf_counter() - t0) * 1000
         self.n_vocab = self.llm.n_vocab()
 
@@ -171,6 +172,7 @@ class LlamaRuntime:
             if cancel.is_set():
                 raise Cancelled()
             llm.eval(tokens[i:i + chunk])
+            self.prompt_tokens_evaluated += len(tokens[i:i + chunk])
         t1 = time.perf_counter()
         # Greedy decoding by hand (argmax of the logits llama.cpp leaves for the last token): the same
         # tokens as llama.cpp's top-1 sampler, plus each token's log-probability for free.

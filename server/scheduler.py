@@ -49,8 +49,9 @@ class LatestWins:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, key: str, fn: Callable[[threading.Event], Any]) -> Job:
-        job = Job(key, fn)
+    def submit(self, key: str, fn: Callable[[threading.Event], Any], cancel: threading.Event | None = None) -> Job:
+        """Queue `fn(cancel)`; `cancel` (a new Event by default) is set when the job is superseded."""
+        job = Job(key, fn, cancel or threading.Event())
         with self._lock:
             if self._running is not None and self._running.key == key:
                 self._running.cancel.set()

@@ -15,6 +15,7 @@ from typing import Any
 from .engine import Admitted, Engine, InputError, Request, Result
 from .models import ModelError
 from .names import OUTCOMES, Reason, ServerState
+from .options import Options
 from .runtime import load_runtime
 from .settings import Settings, parse_settings
 from .telemetry import Accepted, Recorder, TelemetryStore
@@ -28,8 +29,9 @@ class Session:
     def __init__(self, notify: Notify = lambda kind, payload: None,
                  loader: Callable[[str], Any] = load_runtime,
                  document_text: Callable[[str], str | None] = lambda uri: None,
-                 store: TelemetryStore | None = None):
+                 store: TelemetryStore | None = None, options: Options = Options()):
         self.notify = notify
+        self.options = options
         self.loader = loader
         store = store or TelemetryStore("off")
         store.on_problem = store.on_problem or self._telemetry_problem
@@ -46,7 +48,8 @@ class Session:
         self.outcomes: list[dict] = []  # bounded log of what the client reported
         self.last_prompt_files: tuple[str, ...] = ()  # what the last model prompt named (ghostline/stats)
         self.stats: dict[str, int] = {k: 0 for k in (
-            "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty")}
+            "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty",
+            "inflight_reuses")}
 
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
@@ -91,7 +94,7 @@ class Session:
             self.set_state(ServerState.LOADING, f"loading {name or 'default model'}")
             try:
                 runtime = self.loader(name)
-                self.engine = Engine(runtime)
+                self.engine = Engine(runtime, options=self.options)
                 self.error = None
                 log.info("model ready: %s", runtime.model_id)
             except (ModelError, ValueError, OSError) as e:
@@ -127,7 +130,19 @@ class Session:
             self._remember(got, req)
         return got
 
-    def generate(self, req: Request, admitted: Admitted, cancel: threading.Event) -> Result:
+    def from_flight(self, req: Request) -> Result | None:
+        """After waiting for a generation this request typed along with (in-flight reuse): its answer from the
+        typing-through cache, where that generation left it; None when it ended inconsistent with the typing."""
+        engine = self.engine
+        got = engine.from_cache(req) if engine is not None else None
+        if got is not None:
+            self.count("cache_hits")
+            self.count("inflight_reuses")
+            self._remember(got, req)
+        return got
+
+    def generate(self, req: Request, admitted: Admitted, cancel: threading.Event,
+                 progress: Callable[[str], None] | None = None) -> Result:
         """The model's part of one request, on the model worker."""
         engine = self.engine
         if engine is None:  # unloaded while queued
@@ -135,7 +150,7 @@ class Session:
         self.count("model_calls")
         self.set_state(ServerState.GENERATING)
         try:
-            result = engine.generate(req, admitted, self.settings, cancel)
+            result = engine.generate(req, admitted, self.settings, cancel, progress)
         finally:
             self.set_state(self._idle_state())
         self._remember(result, req)

@@ -90,5 +90,7 @@ def parses(language: str, text: str) -> bool | None:
             return True
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return False
+        except SystemError:  # CPython 3.11's "AST constructor recursion depth mismatch" on some deep texts
+            return None
     tree = syntax_tree(language, text)
     return None if tree is None else not tree.root_node.has_error

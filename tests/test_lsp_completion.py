@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import pytest_lsp
-from lsp_helpers import inline, insert, open_doc, position_of, ready, start, stats
+from lsp_helpers import inline, insert, open_doc, position_of, ready, start, stats, wait_for
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient
@@ -124,6 +124,42 @@ async def test_latest_request_wins(client: LanguageClient, tmp_path):
     assert not r1.items, "the older request should have been superseded"
     assert r2.items and r2.items[0].insert_text
     assert s["superseded"] + s["cancelled"] >= 1
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(
+    server_command=[sys.executable, "-m", "server", "--option", "inflight_reuse=true"]))
+async def reuse_client(lsp_client: LanguageClient):
+    await start(lsp_client, {"multiline": "always"})  # long answers: the typing lands while one is generated
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_typing_along_a_running_generation_waits_for_it(reuse_client: LanguageClient, tmp_path):
+    """inflight_reuse: a request that types what the running generation already produced is answered by that
+    generation (no second model call), and the earlier request is answered too instead of being superseded."""
+    client = reuse_client
+    text, line, ch = position_of(PY)
+    await ready(client)
+    seen = tmp_path / "seen.py"
+    open_doc(client, seen.as_uri(), text, "python")
+    expected = (await inline(client, seen.as_uri(), line, ch)).items[0].insert_text  # greedy: the same again
+    assert len(expected) > 20
+    uri = (tmp_path / "r.py").as_uri()
+    open_doc(client, uri, text, "python")
+    before = await stats(client)
+    generating = len([s for s in client.statuses if s.get("state") == "generating"])
+    first = asyncio.create_task(inline(client, uri, line, ch))
+    assert await wait_for(lambda: len([s for s in client.statuses if s.get("state") == "generating"]) > generating)
+    # the prompt is cached from the first document: the first token comes at once, the line in ~0.5 s
+    await asyncio.sleep(0.15)
+    insert(client, uri, 2, line, ch, expected[:2])
+    second = await inline(client, uri, line, ch + 2)
+    r1 = await first
+    after = await stats(client)
+    assert after["inflight_reuses"] == before["inflight_reuses"] + 1, (expected, before, after, r1, second)
+    assert after["model_calls"] == before["model_calls"] + 1
+    assert r1.items and r1.items[0].insert_text == expected
+    assert second.items and second.items[0].insert_text == expected[2:]
 
 
 async def wait_for_stat(client, name, at_least, timeout=30.0):

@@ -300,7 +300,8 @@ async def drain(stream, log_path: Path) -> None:
 
 
 async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_file: int,
-                   server_env: dict, settings: dict, server_log: Path) -> dict:
+                   server_env: dict, settings: dict, server_log: Path, options: tuple[str, ...] = ()) -> dict:
+    """One run against a fresh server; `options`: NAME=VALUE pipeline switches (python -m server --option)."""
     rng = random.Random(seed)
     order = list(files)
     rng.shuffle(order)
@@ -309,7 +310,8 @@ async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_
     client.feature(types.WINDOW_SHOW_MESSAGE)(lambda p: print(f"[server] {p.message}", file=sys.stderr))
     client.feature(types.WINDOW_LOG_MESSAGE)(lambda p: None)
     client.feature("ghostline/status")(lambda p: None)
-    await client.start_io(sys.executable, "-m", "server", env={**os.environ, **server_env})
+    await client.start_io(sys.executable, "-m", "server", *(f"--option={o}" for o in options),
+                          env={**os.environ, **server_env})
     server_pid = client._server.pid
     drainer = asyncio.create_task(drain(client._server.stderr, server_log))
     await client.initialize_async(types.InitializeParams(
@@ -358,6 +360,7 @@ async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_
         "wasted_model_call_share": max(0, model_calls - seen_from_model) / max(model_calls, 1),
         "time_to_ghost_text_ms": percentiles(stats.latencies_ms),
         "model_calls_per_s": model_calls / wall,
+        "prompt_tokens_evaluated_per_model_call": server_stats.get("prompt_tokens_evaluated", 0) / max(model_calls, 1),
         "wall_s": wall,
         "virtual_s": stats.virtual_s,
         "speedup_vs_real_time": stats.virtual_s / wall if wall else None,
@@ -413,6 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--telemetry", default="training", choices=("off", "metrics", "training"))
     ap.add_argument("--data-dir", type=Path, help="where the server keeps telemetry (default: next to the report)")
     ap.add_argument("--model", default="")
+    ap.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                    help="a pipeline switch for the server (python -m server --option; repeatable)")
+    ap.add_argument("--compare", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
+                    help="also run with these switches on top of --option, same seed and files, and write a "
+                         "table against the run without them (repeatable)")
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "simulate")
     args = ap.parse_args(argv)
 
@@ -422,21 +430,69 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     stamp = time.strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
-    data_dir = args.data_dir or args.out / f"telemetry-{stamp}"
     settings = {"telemetryLevel": args.telemetry, "clientTelemetryEnabled": True, "model": args.model}
-    report = asyncio.run(simulate(files, limit=args.limit, seed=args.seed, wait=args.wait,
-                                  per_file=args.per_file, server_env={"GHOSTLINE_DATA_DIR": str(data_dir),
+    runs = {"baseline": tuple(args.option)}
+    runs.update({spec: (*args.option, *spec.split(",")) for spec in args.compare})
+    reports = {}
+    for i, (label, options) in enumerate(runs.items()):
+        tag = stamp if not args.compare else f"{stamp}-{i}"
+        data_dir = args.data_dir or args.out / f"telemetry-{tag}"
+        if args.compare and args.data_dir:
+            data_dir = args.data_dir / str(i)
+        report = asyncio.run(simulate(files, limit=args.limit, seed=args.seed, wait=args.wait,
+                                      per_file=args.per_file, server_env={"GHOSTLINE_DATA_DIR": str(data_dir),
                                                                           "GHOSTLINE_CONFIG_DIR": f"{data_dir}-key"},
-                                  settings=settings, server_log=args.out / f"server-{stamp}.log"))
-    report["meta"] = {"seed": args.seed, "split": args.split, "files": len(files), "wait": args.wait,
-                      "telemetry": args.telemetry, "data_dir": str(data_dir)}
-    out = args.out / f"simulate-{stamp}.json"
-    out.write_text(json.dumps(report, indent=1))
-    report_png(report, out.with_suffix(".png"))
-    show = {k: v for k, v in report.items() if k not in ("latencies_ms", "server", "by_body_line")}
-    print(json.dumps(show, indent=1, default=lambda x: round(x, 3) if isinstance(x, float) else x))
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+                                      settings=settings, server_log=args.out / f"server-{tag}.log", options=options))
+        report["meta"] = {"seed": args.seed, "split": args.split, "files": len(files), "wait": args.wait,
+                          "telemetry": args.telemetry, "data_dir": str(data_dir), "options": list(options)}
+        out = args.out / f"simulate-{tag}.json"
+        out.write_text(json.dumps(report, indent=1))
+        report_png(report, out.with_suffix(".png"))
+        show = {k: v for k, v in report.items() if k not in ("latencies_ms", "server", "by_body_line")}
+        print(json.dumps(show, indent=1, default=lambda x: round(x, 3) if isinstance(x, float) else x))
+        print(f"wrote {out} and {out.with_suffix('.png')}")
+        reports[label] = report
+    if args.compare:
+        table = compare_table(reports)
+        (args.out / f"compare-{stamp}.md").write_text(table + "\n")
+        print(table)
+        print(f"wrote {args.out / f'compare-{stamp}.md'}")
     return 0
+
+
+# (column, how to read it from a report, ratio against the baseline?)
+COLUMNS = (
+    ("shown / 100 keys", lambda r: r["shown_per_100_keystrokes"], True),
+    ("accept rate", lambda r: r["accept_rate"], True),
+    ("chars accepted / typed", lambda r: r["chars_accepted_per_char_typed"], True),
+    ("unseen answers", lambda r: r["late_answers"] / max(r["requests"], 1), False),
+    ("wasted calls", lambda r: r["wasted_model_call_share"], False),
+    ("model calls", lambda r: r["model_calls"], False),
+    ("prompt tokens evaluated / call", lambda r: r["prompt_tokens_evaluated_per_model_call"], False),
+    ("ghost text P50 / P90 / P99 ms", lambda r: "/".join(
+        "-" if v is None else f"{v:.0f}" for v in r["time_to_ghost_text_ms"].values()), False),
+    ("peak RSS MB", lambda r: r["peak_server_rss_mb"], False),
+)
+
+
+def compare_table(reports: dict[str, dict]) -> str:
+    """Markdown: one row per run; the first is the baseline, the others also show ratios against it."""
+    base = next(iter(reports.values()))
+    lines = ["| run | " + " | ".join(c for c, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for label, r in reports.items():
+        cells = []
+        for _, get, ratio in COLUMNS:
+            v, b = get(r), get(base)
+            if isinstance(v, str) or v is None:
+                cells.append(v or "-")
+                continue
+            cell = f"{v:.3f}" if isinstance(v, float) and v < 10 else f"{v:.0f}"
+            if ratio and r is not base and b:
+                cell += f" (×{v / b:.2f})"
+            cells.append(cell)
+        lines.append(f"| {label if r is not base else 'baseline ' + ' '.join(r['meta']['options'])} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
