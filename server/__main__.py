@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m server", description=__doc__)
     ap.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     ap.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (the default)")
-    ap.add_argument("--log-level", default="WARNING", help="stderr logging (INFO lists every request)")
+    ap.add_argument("--log-level", default="WARNING",
+                    help="stderr logging: warnings and errors by default (INFO lists every request)")
+    ap.add_argument("--verbose", action="store_const", const="INFO", dest="log_level", help="--log-level INFO")
     ap.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                     help="a pipeline switch of server/options.py, for benchmarks (repeatable)")
     sub = ap.add_subparsers(dest="cmd")

@@ -63,6 +63,9 @@ class Generation:
 
 
 _LLAMA_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}  # ggml_log_level
+# llama.cpp warnings about the shipped models that change nothing for the user: logged at INFO, so that
+# editors which show every stderr line as an error (Neovim) stay quiet.
+_BENIGN = ("load: control-looking token",)
 _llama_log = logging.getLogger("ghostline.llama")
 _log_callback = None  # kept referenced: llama.cpp calls it from C
 
@@ -77,8 +80,10 @@ def _route_llama_logs(llama_cpp) -> None:
     @llama_cpp.llama_log_callback
     def callback(level: int, text: bytes, _user) -> None:
         last[0] = _LLAMA_LEVELS.get(level, last[0])  # 5 continues the previous line's level
-        if _llama_log.isEnabledFor(last[0]) and text.strip():
-            _llama_log.log(last[0], "%s", text.decode("utf-8", "replace").rstrip())
+        line = text.decode("utf-8", "replace").rstrip()
+        at = logging.INFO if last[0] == logging.WARNING and line.startswith(_BENIGN) else last[0]
+        if _llama_log.isEnabledFor(at) and line.strip():
+            _llama_log.log(at, "%s", line)
     _log_callback = callback
     llama_cpp.llama_log_set(callback, None)
 

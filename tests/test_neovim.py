@@ -57,7 +57,7 @@ def nvim(tmp_path):
     def send(keys: str) -> None:
         subprocess.run([NVIM, "--server", sock, "--remote-send", keys], timeout=30, env=env, check=True)
 
-    yield expr, send
+    yield expr, send, tmp_path / "state" / "nvim" / "lsp.log"
     proc.kill()
     proc.wait()
 
@@ -79,7 +79,7 @@ def server_stats(expr) -> dict:
 
 
 def test_neovim_accepts_the_whole_suggestion_and_reports_it(nvim):
-    expr, send = nvim
+    expr, send, lsp_log = nvim
     until(lambda: expr("luaeval(\"#vim.lsp.get_clients({name='ghostline'})\")") == "1", 30, "the server to attach")
     until(lambda: server_stats(expr).get("state") == "ready", 180, "the model to load")
     send(f"<Esc>:call cursor({HOLE}, 1)<CR>A")  # insert mode at the end of the body's indentation
@@ -101,3 +101,6 @@ def test_neovim_accepts_the_whole_suggestion_and_reports_it(nvim):
     body = "\n".join(json.loads(expr(f"json_encode(getline({HOLE}, {HOLE + suggestion.count(chr(10))}))")))
     assert body.split("\n")[0].strip() == first.strip() and len(body.strip()) >= len(suggestion.strip())
     until(lambda: server_stats(expr).get("outcomes", {}).get("accepted", 0) >= 1, 10, "the accept to be reported")
+    # Neovim logs every line the server writes to stderr as an error; an ordinary session writes none
+    stderr = [line for line in (lsp_log.read_text().splitlines() if lsp_log.exists() else []) if "stderr" in line]
+    assert not stderr, stderr

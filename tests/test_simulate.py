@@ -70,3 +70,33 @@ def test_smoke_run_leaves_metrics_and_a_telemetry_database(tmp_path):
         shown = db.execute("SELECT count(*) FROM events WHERE kind='shown'").fetchone()[0]
         decided = db.execute("SELECT count(*) FROM events WHERE kind IN ('accepted','partial','ignored')").fetchone()[0]
     assert shown == report["shown"] and decided == report["shown"]
+
+
+def test_ratio_interval_is_paired_over_episodes():
+    from training.simulate import ratio_interval
+    base = [{"shown": s, "keystrokes": 100} for s in (1, 2, 3, 4, 5, 6)]
+    same = ratio_interval(base, base, ("shown",), ("keystrokes",))
+    assert same == (1.0, 1.0, 1.0)
+    doubled = ratio_interval(base, [{"shown": 2 * e["shown"], "keystrokes": 100} for e in base],
+                             ("shown",), ("keystrokes",))
+    assert doubled == (2.0, 2.0, 2.0)  # paired: every resample keeps the ratio; unpaired it would spread
+    noisy = ratio_interval(base, [{"shown": e["shown"] + (3 if i % 2 else -1), "keystrokes": 100}
+                                  for i, e in enumerate(base)], ("shown",), ("keystrokes",))
+    assert noisy[1] < noisy[0] < noisy[2]
+
+
+@pytest.mark.model
+def test_compared_runs_retype_the_same_bodies_the_same_way(tmp_path):
+    """--compare: the second run types exactly the baseline's episodes; with a switch that changes nothing
+    (here the default, spelled out) every episode's counters are equal and the ratios are 1 [1, 1]."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "geometry.py").write_text(SAMPLE)
+    out = tmp_path / "out"
+    assert main([str(src), "--limit", "2", "--wait", "--per-file", "3", "--out", str(out),
+                 "--telemetry", "off", "--compare", "inflight_reuse=false"]) == 0
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("simulate-*.json"))]
+    assert len(runs) == 2 and runs[0]["per_episode"] == runs[1]["per_episode"]
+    assert runs[1]["meta"]["options"] == ["inflight_reuse=false"]
+    table = next(out.glob("compare-*.md")).read_text()
+    assert "1.00 [1.00, 1.00]" in table

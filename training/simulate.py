@@ -57,6 +57,10 @@ class Episode:
     after: str  # text after the body
 
 
+EPISODE_COUNTERS = ("keystrokes", "chars_typed", "chars_accepted", "requests", "shown", "accepted", "partial",
+                    "late")
+
+
 @dataclass
 class Stats:
     keystrokes: int = 0
@@ -72,6 +76,10 @@ class Stats:
     by_language: dict = field(default_factory=dict)  # lang -> [shown, accepted(+partial)]
     by_position: dict = field(default_factory=dict)  # body line index bucket -> [shown, accepted]
     virtual_s: float = 0.0
+    per_episode: list = field(default_factory=list)  # the counters above, per episode (paired comparisons)
+
+    def counters(self) -> dict:
+        return {k: getattr(self, k) for k in EPISODE_COUNTERS}
 
 
 def function_bodies(text: str, language: str) -> list[tuple[int, int]]:
@@ -300,8 +308,12 @@ async def drain(stream, log_path: Path) -> None:
 
 
 async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_file: int,
-                   server_env: dict, settings: dict, server_log: Path, options: tuple[str, ...] = ()) -> dict:
-    """One run against a fresh server; `options`: NAME=VALUE pipeline switches (python -m server --option)."""
+                   server_env: dict, settings: dict, server_log: Path, options: tuple[str, ...] = (),
+                   episodes_max: int | None = None) -> dict:
+    """One run against a fresh server; `options`: NAME=VALUE pipeline switches (python -m server --option).
+    Which bodies are retyped depends only on the seed, and each episode types with its own seeded generator:
+    runs of one seed retype the same bodies the same way until their suggestions differ. It stops after
+    `limit` suggestions shown, or after exactly `episodes_max` episodes (a run compared with another)."""
     rng = random.Random(seed)
     order = list(files)
     rng.shuffle(order)
@@ -321,14 +333,18 @@ async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_
     t0 = time.perf_counter()
     episodes = 0
     bar = tqdm(total=limit, desc="suggestions shown", file=sys.stderr)
+    def more() -> bool:
+        return episodes < episodes_max if episodes_max is not None else stats.shown < limit
     for path in order:
-        if stats.shown >= limit:
+        if not more():
             break
         for ep in episodes_for(path, rng, per_file):
-            if stats.shown >= limit:
+            if not more():
                 break
-            before = stats.shown
+            before, counts = stats.shown, stats.counters()
+            sim.rng = random.Random(f"{seed}:{episodes}")
             await sim.run(ep, episodes)
+            stats.per_episode.append({k: v - counts[k] for k, v in stats.counters().items()})
             episodes += 1
             bar.update(stats.shown - before)
     bar.close()
@@ -370,6 +386,7 @@ async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_
         "by_body_line": {str(k): {"shown": v[0], "accept_rate": v[1] / max(v[0], 1)}
                          for k, v in sorted(stats.by_position.items())},
         "latencies_ms": stats.latencies_ms,
+        "per_episode": stats.per_episode,
     }
 
 
@@ -433,8 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"telemetryLevel": args.telemetry, "clientTelemetryEnabled": True, "model": args.model}
     runs = {"baseline": tuple(args.option)}
     runs.update({spec: (*args.option, *spec.split(",")) for spec in args.compare})
-    reports = {}
+    reports: dict[str, dict] = {}
     for i, (label, options) in enumerate(runs.items()):
+        episodes_max = reports["baseline"]["episodes"] if reports else None  # paired with the baseline
         tag = stamp if not args.compare else f"{stamp}-{i}"
         data_dir = args.data_dir or args.out / f"telemetry-{tag}"
         if args.compare and args.data_dir:
@@ -442,13 +460,14 @@ def main(argv: list[str] | None = None) -> int:
         report = asyncio.run(simulate(files, limit=args.limit, seed=args.seed, wait=args.wait,
                                       per_file=args.per_file, server_env={"GHOSTLINE_DATA_DIR": str(data_dir),
                                                                           "GHOSTLINE_CONFIG_DIR": f"{data_dir}-key"},
-                                      settings=settings, server_log=args.out / f"server-{tag}.log", options=options))
+                                      settings=settings, server_log=args.out / f"server-{tag}.log", options=options,
+                                      episodes_max=episodes_max))
         report["meta"] = {"seed": args.seed, "split": args.split, "files": len(files), "wait": args.wait,
                           "telemetry": args.telemetry, "data_dir": str(data_dir), "options": list(options)}
         out = args.out / f"simulate-{tag}.json"
         out.write_text(json.dumps(report, indent=1))
         report_png(report, out.with_suffix(".png"))
-        show = {k: v for k, v in report.items() if k not in ("latencies_ms", "server", "by_body_line")}
+        show = {k: v for k, v in report.items() if k not in ("latencies_ms", "server", "by_body_line", "per_episode")}
         print(json.dumps(show, indent=1, default=lambda x: round(x, 3) if isinstance(x, float) else x))
         print(f"wrote {out} and {out.with_suffix('.png')}")
         reports[label] = report
@@ -475,8 +494,35 @@ COLUMNS = (
 )
 
 
+# ratio metrics over episodes: (column, numerator counters, denominator counters)
+PAIRED = (("shown / 100 keys", ("shown",), ("keystrokes",)),
+          ("accept rate", ("accepted", "partial"), ("shown",)),
+          ("chars accepted / typed", ("chars_accepted",), ("chars_typed",)))
+
+
+def ratio_interval(base: list[dict], other: list[dict], num: tuple[str, ...], den: tuple[str, ...],
+                   n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """other's metric / base's metric (each a ratio of sums over episodes), with a paired bootstrap 95%
+    interval over episodes (the runs retyped the same bodies)."""
+    def metric(eps, idx):
+        top = sum(eps[i][k] for i in idx for k in num)
+        bottom = sum(eps[i][k] for i in idx for k in den)
+        return top / bottom if bottom else 0.0
+
+    def ratio(idx):
+        b = metric(base, idx)
+        return metric(other, idx) / b if b else float("nan")
+    rng = random.Random(seed)
+    m = len(base)
+    draws = sorted(r for r in (ratio([rng.randrange(m) for _ in range(m)]) for _ in range(n)) if r == r)
+    if not draws:
+        return float("nan"), float("nan"), float("nan")
+    return ratio(range(m)), draws[int(0.025 * len(draws))], draws[int(0.975 * len(draws)) - 1]
+
+
 def compare_table(reports: dict[str, dict]) -> str:
-    """Markdown: one row per run; the first is the baseline, the others also show ratios against it."""
+    """Markdown: one row per run; the first is the baseline, the others also show ratios against it, and
+    below, the paired 95% intervals of those ratios over episodes."""
     base = next(iter(reports.values()))
     lines = ["| run | " + " | ".join(c for c, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for label, r in reports.items():
@@ -492,6 +538,17 @@ def compare_table(reports: dict[str, dict]) -> str:
             cells.append(cell)
         lines.append(f"| {label if r is not base else 'baseline ' + ' '.join(r['meta']['options'])} | "
                      + " | ".join(cells) + " |")
+    lines += ["", "| run vs baseline (paired over episodes) | " + " | ".join(f"{c} ×" for c, _, _ in PAIRED) + " |",
+              "|---" * (len(PAIRED) + 1) + "|"]
+    for label, r in reports.items():
+        if r is base or len(r["per_episode"]) != len(base["per_episode"]):
+            continue
+        cells = []
+        for _, num, den in PAIRED:
+            mid, lo, hi = ratio_interval(base["per_episode"], r["per_episode"], num, den)
+            cells.append(f"{'**' if lo > 1 or hi < 1 else ''}{mid:.2f} [{lo:.2f}, {hi:.2f}]"
+                         f"{'**' if lo > 1 or hi < 1 else ''}")
+        lines.append(f"| {label} ({len(base['per_episode'])} episodes) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
