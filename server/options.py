@@ -34,9 +34,11 @@ class Options:
     path_header: str = "none"
     # --- generation and post-processing ---
     prompt_chunk: int = 128  # prompt tokens evaluated between cancellation checks (64-512: within 4%)
-    # A request that only types what the running generation already produced waits for it instead of
-    # cancelling it; a cancelled request's generation runs on for the next one (server.inflight).
-    inflight_reuse: bool = False
+    # A request that types along with the running generation waits for it instead of cancelling it, and a
+    # request the client cancelled leaves its generation running for the next one (server.inflight).
+    # Simulator, test split, 36 episodes paired: suggestions shown x1.93 [1.57, 2.59], accept rate x1.16
+    # [1.02, 1.40], characters accepted per character typed x2.11 [1.54, 3.41], model calls x0.46.
+    inflight_reuse: bool = True
     block: bool = True  # multi-line at an empty line in a block (else only at an empty block body)
     # A block keeps a line after its first only while the model's confidence in it is at least
     # `block_min_prob` (0 keeps every line the other rules keep). The confidence is the probability of the

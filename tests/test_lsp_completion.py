@@ -117,8 +117,9 @@ async def test_latest_request_wins(client: LanguageClient, tmp_path):
     await ready(client)
     first = asyncio.create_task(inline(client, uri, line, ch))
     await asyncio.sleep(0.05)  # the first request is running on the model now
-    insert(client, uri, 2, line, ch, "r")
-    r2 = await inline(client, uri, line, ch + 1)
+    # something the model will not write there: the running generation cannot serve it (in-flight reuse)
+    insert(client, uri, 2, line, ch, "zqx")
+    r2 = await inline(client, uri, line, ch + 3)
     r1 = await first
     s = await stats(client)
     assert not r1.items, "the older request should have been superseded"
@@ -127,7 +128,7 @@ async def test_latest_request_wins(client: LanguageClient, tmp_path):
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(
-    server_command=[sys.executable, "-m", "server", "--option", "inflight_reuse=true"]))
+    server_command=[sys.executable, "-m", "server", "--option", "inflight_reuse=true"]))  # (the default)
 async def reuse_client(lsp_client: LanguageClient):
     await start(lsp_client, {"multiline": "always"})  # long answers: the typing lands while one is generated
     yield
