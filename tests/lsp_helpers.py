@@ -87,3 +87,19 @@ async def ready(client: LanguageClient, timeout: float = 120.0) -> dict:
     assert await wait_for(lambda: any(s.get("state") in settled for s in client.statuses), timeout), \
         f"server never became ready: {client.statuses}"
     return next(s for s in reversed(client.statuses) if s.get("state") in settled)
+
+
+# A function body to complete, for the editor tests (Neovim, Emacs).
+EDITOR_DOC = '''import os
+
+
+def read_lines(path):
+    """Return the lines of a text file, without trailing newlines."""
+    with open(path) as f:
+<INDENT>
+
+def main():
+    for line in read_lines("data.txt"):
+        print(line)
+'''.replace("<INDENT>", " " * 8)
+EDITOR_HOLE = 7  # 1-based line of the empty body line

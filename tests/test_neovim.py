@@ -9,25 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from lsp_helpers import EDITOR_DOC as PY
+from lsp_helpers import EDITOR_HOLE as HOLE
 
 pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parent.parent
 NVIM = shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which("nvim")
 
-PY = '''import os
-
-
-def read_lines(path):
-    """Return the lines of a text file, without trailing newlines."""
-    with open(path) as f:
-<INDENT>
-
-def main():
-    for line in read_lines("data.txt"):
-        print(line)
-'''.replace("<INDENT>", " " * 8)
-HOLE = 7  # 1-based line of the empty body line
 
 
 @pytest.fixture
