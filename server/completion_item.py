@@ -23,6 +23,7 @@ class CompletionEdit:
     filter_text: str
     label: str
     snippet: bool
+    plain: str  # what the document holds where the word was once the item is accepted
 
 
 def escape_snippet(text: str) -> str:
@@ -35,7 +36,7 @@ def completion_edit(line_before: str, text: str, snippet: bool) -> CompletionEdi
     Snippet clients indent continuation lines by the cursor line's indentation themselves (VS Code,
     vim.snippet), so for them continuation lines carry only their indentation relative to that line."""
     word = WORD_BEFORE.search(line_before).group(0)
-    whole = word + text
+    plain = whole = word + text
     if snippet:
         indent = line_before[:len(line_before) - len(line_before.lstrip())]
         first, *rest = whole.split("\n")
@@ -44,4 +45,4 @@ def completion_edit(line_before: str, text: str, snippet: bool) -> CompletionEdi
     first_line = whole.split("\n", 1)[0]
     label = (first_line.strip() or whole.strip())[:LABEL_CHARS]
     return CompletionEdit(len(word), escape_snippet(whole) if snippet else whole,
-                          first_line, label, snippet)
+                          first_line, label, snippet, plain)

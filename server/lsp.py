@@ -42,6 +42,9 @@ from .session import Session
 log = logging.getLogger(__name__)
 
 MAX_SNIPPET_DOCS = 20
+# clientInfo.name of clients that put a completion item in the document as soon as it is selected, before it is
+# chosen: for them an edit inserting the item is no accept (they run its command when it is chosen).
+INSERTS_ON_SELECT = ("Neovim",)
 
 
 class GhostlineProtocol(LanguageServerProtocol):
@@ -319,6 +322,8 @@ def create_server(options: Options = Options()) -> GhostlineServer:
     @server.feature(types.INITIALIZE)
     def initialize(ls: GhostlineServer, params: types.InitializeParams) -> None:
         ls.session.configure(params.initialization_options)
+        name = params.client_info.name if params.client_info else None
+        ls.session.accepts_from_edits = name not in INSERTS_ON_SELECT
         if params.process_id:
             watch_parent(params.process_id)
 
@@ -342,7 +347,8 @@ def create_server(options: Options = Options()) -> GhostlineServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: GhostlineServer, params: types.DidChangeTextDocumentParams) -> None:
         ls.touch(params.text_document.uri)
-        ls.session.document_changed(params.text_document.uri, [_line_edit(c) for c in params.content_changes])
+        ls.session.document_changed(params.text_document.uri, [_line_edit(c) for c in params.content_changes],
+                                    tuple(c.text for c in params.content_changes if getattr(c, "range", None)))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: GhostlineServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -372,6 +378,7 @@ def create_server(options: Options = Options()) -> GhostlineServer:
             text_edit=types.TextEdit(types.Range(types.Position(pos.line, pos.character - e.replaced), pos),
                                      e.new_text),
             filter_text=e.filter_text, sort_text="0", preselect=True, command=_accept_command(result.id))
+        ls.session.offered_item(params.text_document.uri, result.id, e.plain)
         return types.CompletionList(is_incomplete=True, items=[item])
 
     @server.command(ACCEPT_COMMAND)

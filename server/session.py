@@ -46,6 +46,11 @@ class Session:
         # which would keep a copy of the whole document per suggestion alive).
         self.results: OrderedDict[str, tuple[Result, str, int]] = OrderedDict()
         self.outcomes: list[dict] = []  # bounded log of what the client reported
+        # The edit inserting a completion item counts as its accept (eglot 1.9 never runs the item's command;
+        # a command that comes too is not counted twice). Off for clients that insert an item on selection.
+        self.accepts_from_edits = False
+        self.accepted_ids: OrderedDict[str, None] = OrderedDict()  # recent accepts, each counted once
+        self.items: dict[str, tuple[str, str]] = {}  # uri -> (id, text) of the completion item offered last
         self.last_prompt_files: tuple[str, ...] = ()  # what the last model prompt named (ghostline/stats)
         self.stats: dict[str, int] = {k: 0 for k in (
             "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty",
@@ -177,6 +182,12 @@ class Session:
         if not isinstance(cid, str) or kind not in OUTCOMES:
             log.warning("ignoring malformed outcome %r", params)
             return False
+        if kind == "accepted":
+            if cid in self.accepted_ids:  # the item's command after the edit that already counted
+                return True
+            self.accepted_ids[cid] = None
+            while len(self.accepted_ids) > 256:
+                self.accepted_ids.popitem(last=False)
         known = self.results.get(cid)
         length, reason = params.get("acceptedLength"), params.get("reason")
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
@@ -202,12 +213,24 @@ class Session:
         self.notify("log", {"text": line})
         return True
 
-    def document_changed(self, uri: str, edits: list[tuple[int, int, int]]) -> None:
-        """`edits`: (start line, end line, lines inserted) per content change, for survival tracking."""
+    def offered_item(self, uri: str, completion_id: str, text: str) -> None:
+        """A suggestion went out as a completion item that puts `text` in the document when accepted; for
+        clients that never run an item's command (`accepts_from_edits`), the edit inserting it is the accept."""
+        if self.accepts_from_edits:
+            self.items[uri] = (completion_id, text.strip())
+
+    def document_changed(self, uri: str, edits: list[tuple[int, int, int]], inserted: tuple[str, ...] = ()) -> None:
+        """`edits`: (start line, end line, lines inserted) per content change, for survival tracking;
+        `inserted`: the text each change inserted."""
         if self.recorder.enabled:
             self.recorder.document_changed(uri, edits)
+        item = self.items.get(uri)
+        if item is not None and any(t.strip() == item[1] for t in inserted):
+            del self.items[uri]
+            self.outcome({"id": item[0], "outcome": "accepted"})
 
     def document_closed(self, uri: str) -> None:
+        self.items.pop(uri, None)
         self.recorder.document_closed(uri)
         if self.engine is not None:
             self.engine.cache.forget(uri)

@@ -38,9 +38,15 @@ SCRIPT = r'''
          (text (plist-get (plist-get (aref (plist-get items :items) 0) :textEdit) :newText)))
     (insert (substring text 0 2))
     (completion-at-point)
-    (let ((line (buffer-substring (line-beginning-position) (line-end-position))))
+    (let ((line (buffer-substring (line-beginning-position) (line-end-position)))
+          (accepted nil) (n 0))
+      (while (and (not accepted) (< n 50))  ; didChange goes out after a short idle time
+        (sleep-for 0.1)
+        (setq accepted (plist-get (plist-get (jsonrpc-request server :ghostline/stats nil) :outcomes) :accepted))
+        (setq n (1+ n)))
       (with-temp-file %(out)s
-        (insert (json-encode (list (cons "state" state) (cons "suggestion" text) (cons "line" line))))))))
+        (insert (json-encode (list (cons "state" state) (cons "suggestion" text) (cons "line" line)
+                                   (cons "accepted" (or accepted 0)))))))))
 (kill-emacs 0)
 '''
 
@@ -65,3 +71,5 @@ def test_eglot_completes_the_whole_suggestion_after_a_typed_word(tmp_path):
     got = json.loads(out.read_text())
     assert got["state"] == "ready" and len(got["suggestion"].strip()) > 2
     assert got["line"] == " " * 8 + got["suggestion"].split("\n")[0]  # all of it, not "No match"
+    # eglot never runs the item's command: the edit that inserted the item is reported as its accept
+    assert got["accepted"] == 1

@@ -53,3 +53,26 @@ def test_admission_waits_for_the_model_and_says_when_there_is_none():
     broken = Session(loader=lambda name: (_ for _ in ()).throw(ValueError("bad model file")))
     broken.load_model()
     assert broken.admit(REQ).reason is Reason.NO_MODEL and broken.error == "bad model file"
+
+
+def test_the_edit_inserting_a_completion_item_is_its_accept_once():
+    """For clients that never run an item's command (eglot): the didChange inserting the item's text is the
+    accept; a command that arrives as well is not counted twice; other edits are not accepts."""
+    s = loaded_session([])
+    s.accepts_from_edits = True
+    s.offered_item(REQ.uri, "c1", "sum(xs)")
+    s.document_changed(REQ.uri, [(0, 0, 0)], ("s",))  # typing is no accept
+    assert not s.outcomes
+    s.document_changed(REQ.uri, [(0, 0, 0)], ("", "sum(xs)"))
+    s.outcome({"id": "c1", "outcome": "accepted"})  # the command, had the client run it
+    assert [o["outcome"] for o in s.outcomes] == ["accepted"]
+    s.document_changed(REQ.uri, [(0, 0, 0)], ("sum(xs)",))  # the same text again: the item is used up
+    assert len(s.outcomes) == 1
+
+
+def test_clients_that_insert_an_item_on_selection_report_accepts_only_by_command():
+    s = loaded_session([])
+    s.accepts_from_edits = False  # Neovim: a selected item is in the buffer before it is chosen
+    s.offered_item(REQ.uri, "c1", "sum(xs)")
+    s.document_changed(REQ.uri, [(0, 0, 0)], ("sum(xs)",))
+    assert not s.outcomes
