@@ -1,0 +1,31 @@
+;;; measure-latency.el --- how long an eglot user waits for Ghostline's completion  -*- lexical-binding: t -*-
+;; Emacs in batch with eglot opens FILE (a copy: it is edited and restored in the buffer, never saved), and at
+;; 12 places opens a new line below a statement and times `completion-at-point' (synchronous in eglot 1.9, so
+;; this is what the user waits for). Each place is a new cursor position, so most prompts are evaluated cold.
+;;   GHOSTLINE_PYTHON=$PWD/.venv/bin/python emacs --batch -l editors/emacs/measure-latency.el FILE.py
+(require 'eglot)
+(setq eglot-server-programs `((python-mode . (,(or (getenv "GHOSTLINE_PYTHON") "python3") "-m" "server" :initializationOptions (:maxTokens 64 :multiline "auto")))))
+(find-file (car command-line-args-left))
+(python-mode)
+(apply #'eglot (eglot--guess-contact))
+(let ((server (eglot-current-server)) (state nil) (n 0) (times nil) (lines nil) (original nil))
+  (while (and (not (equal state "ready")) (< n 600))
+    (setq state (plist-get (jsonrpc-request server :ghostline/stats nil) :state))
+    (sleep-for 0.2) (setq n (1+ n)))
+  (goto-char (point-min))
+  (let ((i 0))
+    (while (< i (count-lines (point-min) (point-max)))
+      (let ((l (buffer-substring (line-beginning-position) (line-end-position))))
+        (when (and (> i 30) (string-match-p "^ *\\(return \\|if \\|for \\)" l)) (push (1+ i) lines)))
+      (forward-line 1) (setq i (1+ i))))
+  (setq lines (seq-take (nreverse lines) 12))
+  (setq original (buffer-string))
+  (dolist (ln lines)
+    (goto-char (point-min)) (forward-line (1- ln)) (end-of-line) (newline-and-indent)
+    (let ((t0 (float-time)))
+      (completion-at-point)
+      (push (* 1000 (- (float-time) t0)) times))
+    (let ((inhibit-read-only t)) (erase-buffer) (insert original)))
+  (setq times (sort times #'<))
+  (message "EGLOT n=%d P50=%.0f P90=%.0f max=%.0f" (length times) (nth (/ (length times) 2) times) (nth (1- (floor (* 0.9 (length times)))) times) (car (last times))))
+(kill-emacs 0)
