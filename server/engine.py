@@ -43,6 +43,7 @@ MAX_DOC_CHARS = 1_000_000
 class Runtime(Protocol):
     template: FimTemplate
     model_id: str
+    prompt_tokens_evaluated: int  # over all calls, cancelled ones included
 
     def count_tokens(self, text: str) -> int: ...
 

@@ -176,8 +176,9 @@ class LlamaRuntime:
         for i in range(reused, len(tokens), chunk):
             if cancel.is_set():
                 raise Cancelled()
-            llm.eval(tokens[i:i + chunk])
-            self.prompt_tokens_evaluated += len(tokens[i:i + chunk])
+            batch = tokens[i:i + chunk]
+            llm.eval(batch)
+            self.prompt_tokens_evaluated += len(batch)
         t1 = time.perf_counter()
         # Greedy decoding by hand (argmax of the logits llama.cpp leaves for the last token): the same
         # tokens as llama.cpp's top-1 sampler, plus each token's log-probability for free.

@@ -214,8 +214,8 @@ class Session:
         return True
 
     def offered_item(self, uri: str, completion_id: str, text: str) -> None:
-        """A suggestion went out as a completion item that puts `text` in the document when accepted; for
-        clients that never run an item's command (`accepts_from_edits`), the edit inserting it is the accept."""
+        """A suggestion went out as a completion item that puts `text` in the document when accepted; unless the
+        client inserts items on selection (`accepts_from_edits` off), the edit inserting it is the accept."""
         if self.accepts_from_edits:
             self.items[uri] = (completion_id, text.strip())
 

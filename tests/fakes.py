@@ -6,6 +6,7 @@ from server.templates import get_template
 class ScriptedRuntime:
     template = get_template("qwen")
     model_id = "scripted"
+    prompt_tokens_evaluated = 0
 
     def __init__(self, output: str):
         self.output = output

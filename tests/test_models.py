@@ -34,11 +34,17 @@ def test_wrong_size_refused(tmp_path, monkeypatch):
         models.resolve("qwen2.5-coder-0.5b-instruct-q4_k_m")
 
 
-def test_a_changed_file_is_hashed_again_and_refused(tmp_path, monkeypatch):
+def only_manifest(data: bytes, tmp_path, monkeypatch) -> Manifest:
+    """A models folder in tmp_path whose only manifest, "t", describes `data` as t.gguf."""
     monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path))
-    good = b"GGUF weights"
-    m = Manifest("t", "t.gguf", len(good), hashlib.sha256(good).hexdigest(), "MIT", "qwen", 2048)
+    m = Manifest("t", "t.gguf", len(data), hashlib.sha256(data).hexdigest(), "MIT", "qwen", 2048)
     monkeypatch.setattr(models, "load_manifests", lambda: {"t": m})
+    return m
+
+
+def test_a_changed_file_is_hashed_again_and_refused(tmp_path, monkeypatch):
+    good = b"GGUF weights"
+    m = only_manifest(good, tmp_path, monkeypatch)
     (tmp_path / "t.gguf").write_bytes(good)
     assert models.resolve("t").identity == f"t@{m.sha256[:8]}"
     before = (tmp_path / "t.gguf").stat().st_mtime_ns
@@ -49,10 +55,8 @@ def test_a_changed_file_is_hashed_again_and_refused(tmp_path, monkeypatch):
 
 
 def test_an_assembled_model_is_not_hashed_again(tmp_path, monkeypatch):
-    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path))
     data = b"GGUF assembled"
-    m = Manifest("t", "t.gguf", len(data), hashlib.sha256(data).hexdigest(), "MIT", "qwen", 2048)
-    monkeypatch.setattr(models, "load_manifests", lambda: {"t": m})
+    m = only_manifest(data, tmp_path, monkeypatch)
     (tmp_path / "t.gguf.partial").write_bytes(data)
     models._finish(tmp_path / "t.gguf.partial", tmp_path / "t.gguf", m, m.sha256)
     monkeypatch.setattr(models, "sha256_file", lambda path: pytest.fail("hashed again"))
