@@ -1,16 +1,19 @@
 """The completion pipeline as plain Python, in two steps per request:
 
   admit     (event loop)   input checks -> language switch -> typing-through cache -> features -> filter
-  generate  (model worker) context -> prompt -> generation -> post-processing -> result
+  generate  (model worker) context -> prompt -> generation -> post-processing -> answer filter -> result
 
 A request the filter rejects never reaches the model queue. The LSP layer, the CLI, the evaluator and the
 simulator all call this."""
 from __future__ import annotations
 
+import itertools
 import logging
+import statistics
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,7 +21,7 @@ from typing import Protocol
 from . import features as feats
 from .cache import TypingCache
 from .context import build_context
-from .filter import Decision, Filter, NoFilter, decide
+from .filter import Decision, Exploration, Filter, NoFilter, decide
 from .names import Reason
 from .options import Options
 from .postprocess import (
@@ -132,14 +135,38 @@ def check_input(req: Request) -> None:
 
 
 class Engine:
-    def __init__(self, runtime: Runtime, *, options: Options = Options(), filt: Filter | None = None):
+    def __init__(self, runtime: Runtime, *, options: Options = Options(), filt: Filter | None = None,
+                 explore: Exploration | None = None):
         self.runtime = runtime
         self.options = options
         self.filter = filt or NoFilter()
+        self.explore = explore or Exploration()
         self.cache = TypingCache()
         self.history = feats.History()
         self._last_decision_at: float | None = None
+        self._edits: dict[str, deque[float]] = {}  # uri -> monotonic times of its recent edits (typing speed)
         self._lock = threading.Lock()
+
+    def set_filter(self, filt: Filter) -> None:
+        """A new filter (hot reload) explores from its start again: its own data is what is missing."""
+        self.filter, self.explore = filt, Exploration(rng=self.explore.rng)
+
+    def note_edit(self, uri: str) -> None:
+        with self._lock:
+            self._edits.setdefault(uri, deque(maxlen=8)).append(time.monotonic())
+
+    def forget(self, uri: str) -> None:
+        self.cache.forget(uri)
+        with self._lock:
+            self._edits.pop(uri, None)
+
+    def _typing(self, uri: str, now: float) -> tuple[float | None, float | None]:
+        """(median gap between the document's recent edits, time since its last edit)."""
+        times = self._edits.get(uri)
+        if not times:
+            return None, None
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        return (statistics.median(gaps) if gaps else None), now - times[-1]
 
     def from_cache(self, req: Request) -> Result | None:
         """Answer from the typing-through cache; cheap enough to run on the event loop."""
@@ -168,9 +195,9 @@ class Engine:
             now = time.monotonic()
             since = now - self._last_decision_at if self._last_decision_at else None
             self._last_decision_at = now
-            history = feats.History(self.history.last_accepted, since)
+            history = feats.History(self.history.last_accepted, since, *self._typing(req.uri, now))
         features = feats.extract(req.prefix, req.suffix, req.language, history)
-        decision = decide(self.filter, features, settings.filterAggressiveness)
+        decision = decide(self.filter, "before", features, settings.filterAggressiveness, self.explore)
         filter_ms = (time.perf_counter() - t0) * 1000
         if not decision.show:
             return Result(new_id(), "", "none", reason=Reason.FILTERED, features=features, decision=decision,
@@ -240,11 +267,23 @@ class Engine:
                 chosen = prefer_one_line(text, answer(other))
                 if chosen != text:
                     gen, text, forced = other, chosen, alt
+        result.features = {**admitted.features, **feats.extract_answer(
+            text, gen.text, prefix, suffix, req.language, token_logprobs=gen.answer_logprobs(len(text)),
+            line_logprobs=gen.line_logprobs, stop_reason=gen.stop_reason, multiline=multiline,
+            branched=bool(forced))} if text else admitted.features
+        # An answer the filter does not think worth showing is dropped; one explored at admission is shown
+        # whatever this stage says (its outcome is the unbiased sample).
+        if text and not admitted.decision.exploration:
+            after = decide(self.filter, "after", result.features, settings.filterAggressiveness, self.explore)
+            if after.stage:
+                result.decision = after
+                if not after.show:
+                    result.reason, text = Reason.FILTERED, ""
         t_post = time.perf_counter()
         result.text, result.raw, result.multiline = text, gen.text, multiline
         result.line_logprobs, result.line_start_logprobs = gen.line_logprobs, gen.line_start_logprobs
         result.stop_reason, result.branched = gen.stop_reason, bool(forced)
-        result.reason = None if text else Reason.EMPTY
+        result.reason = result.reason or (None if text else Reason.EMPTY)
         result.prompt_tokens, result.reused_tokens = first.n_prompt, first.n_reused
         result.tokens_generated = first.n_generated + sum(b.n_generated for b in branches)
         result.timings = {

@@ -1,28 +1,44 @@
 """Features for the show/no-show filter, shared by the server and the trainer so they cannot drift.
 
-The set follows Copilot's contextual filter (reverse-engineered): previous outcome, time since the last
-decision, line and document shape at the cursor, language and last characters. All are known before
-generation, so the filter can skip the model call entirely.
+Two stages, as in `server.filter`:
+- `extract`, before generation (so a rejected request never reaches the model): Copilot's contextual
+  filter set (reverse-engineered: previous outcome, time since the last decision, line and document shape,
+  language, last characters) plus typing speed, mid-word, indentation change and the editor state.
+- `extract_answer`, after generation: the model's confidence, why it stopped, the answer's shape, whether
+  it repeats the code around it, whether the file parses with it and whether it closes what it opens.
+Both return name -> value; `vectorize` orders them by the names a trained filter was exported with.
 """
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from .editor_state import EditorState, editor_state
+from .syntax import parses
 
 # Bumped whenever a feature is added, removed or computed differently: telemetry stores it next to the
 # features, so a trainer never mixes rows extracted by different code.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 
 LANGUAGES = ("python", "javascript", "typescript", "javascriptreact", "typescriptreact", "go", "rust",
              "java", "c", "cpp", "csharp", "ruby", "php", "shellscript", "html", "css", "json", "markdown")
 LAST_CHARS = tuple("()[]{}.,:;=+-*/<>\"'#_ \t") + ("alpha", "digit", "other", "none")
+STOP_REASONS = ("eos", "stop", "length")
+OPENERS = (":", "{", "(", "[", "=>")
+_WORD = re.compile(r"\w+$")
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+MIN_LOGPROB = -20.0  # log-probabilities are clipped here: one impossible token should not dominate a sum
 
 
 @dataclass(frozen=True)
 class History:
-    """What the server remembers about the previous suggestion in this session."""
-    last_accepted: bool | None = None
-    seconds_since_last: float | None = None
+    """What the server knows about the session when a request arrives."""
+    last_accepted: bool | None = None  # the previous suggestion's outcome
+    seconds_since_last: float | None = None  # since the previous filter decision
+    typing_gap_s: float | None = None  # median time between the document's recent edits
+    idle_s: float | None = None  # since the document's last edit
 
 
 def _char_class(c: str | None) -> str:
@@ -37,13 +53,26 @@ def _char_class(c: str | None) -> str:
     return "other"
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _log_seconds(s: float | None) -> float:
+    return math.log1p(max(s, 0.0)) if s else 0.0
+
+
 def extract(prefix: str, suffix: str, language: str, history: History = History()) -> dict[str, float]:
+    """Stage 1: everything known before generation."""
     line = prefix.rsplit("\n", 1)[-1]
     rest = suffix.split("\n", 1)[0]
     doc_len = len(prefix) + len(suffix)
+    prev = next((ln for ln in prefix.split("\n")[-2:-40:-1] if ln.strip()), "")
+    word = _WORD.search(line)
     f: dict[str, float] = {
         "last_accepted": {None: 0.0, True: 1.0, False: -1.0}[history.last_accepted],
-        "log_since_last": math.log1p(history.seconds_since_last) if history.seconds_since_last else 0.0,
+        "log_since_last": _log_seconds(history.seconds_since_last),
+        "log_typing_gap": _log_seconds(history.typing_gap_s),
+        "log_idle": _log_seconds(history.idle_s),
         "whitespace_after_cursor": float(not rest.strip()),
         "log_line_len": math.log1p(len(line)),
         "log_line_len_trimmed": math.log1p(len(line.strip())),
@@ -51,7 +80,15 @@ def extract(prefix: str, suffix: str, language: str, history: History = History(
         "log_offset": math.log1p(len(prefix)),
         "relative_position": len(prefix) / doc_len if doc_len else 0.0,
         "line_is_blank": float(not line.strip()),
+        "mid_word": float(bool(word) and bool(rest[:1]) and (rest[0].isalnum() or rest[0] == "_")),
+        "log_word_len": math.log1p(len(word.group())) if word else 0.0,
+        # in indentation steps of 4 columns, clipped: after Enter into a new block this is +1
+        "indent_change": max(-2.0, min(2.0, (_indent(line) - _indent(prev)) / 4)),
+        "prev_line_opens": float(prev.rstrip().endswith(OPENERS)),
     }
+    state = editor_state(prefix, suffix)
+    for s in EditorState:
+        f[f"state={s.value}"] = float(state is s)
     for lang in LANGUAGES:
         f[f"lang={lang}"] = float(language == lang)
     last = line[-1] if line else None
@@ -62,9 +99,58 @@ def extract(prefix: str, suffix: str, language: str, history: History = History(
     return f
 
 
-FEATURE_NAMES: tuple[str, ...] = tuple(extract("", "", ""))
+def _unclosed(text: str) -> int:
+    """Brackets the text opens and does not close, plus closers it has no opener for."""
+    stack: list[str] = []
+    stray = 0
+    for c in text:
+        if c in _PAIRS:
+            stack.append(_PAIRS[c])
+        elif c in _PAIRS.values():
+            if stack and stack[-1] == c:
+                stack.pop()
+            else:
+                stray += 1
+    return len(stack) + stray
 
 
-def vectorize(features: dict[str, float]) -> list[float]:
-    """Fixed-order vector for the ONNX model; missing names count as 0."""
-    return [float(features.get(n, 0.0)) for n in FEATURE_NAMES]
+def extract_answer(text: str, raw: str, prefix: str, suffix: str, language: str, *,
+                   token_logprobs: Sequence[float], line_logprobs: Sequence[float], stop_reason: str,
+                   multiline: bool, branched: bool) -> dict[str, float]:
+    """Stage 2: the answer the model gave and how sure it was. `token_logprobs`: of the tokens that made
+    `text`; `line_logprobs`: per line of the generation, its least certain token."""
+    lps = [max(MIN_LOGPROB, lp) for lp in token_logprobs] or [0.0]
+    lines = text.split("\n")
+    shown = [max(MIN_LOGPROB, lp) for lp in line_logprobs[:len(lines)]] or [0.0]
+    near = {ln.strip() for ln in prefix.split("\n")[-50:] + suffix.split("\n")[:50] if ln.strip()}
+    content = [ln.strip() for ln in lines if ln.strip()]
+    ok = parses(language, prefix + text + suffix) if text else None
+    f: dict[str, float] = {
+        "mean_logprob": sum(lps) / len(lps),
+        "min_logprob": min(lps),
+        "first_line_logprob": shown[0],
+        "log_tokens": math.log1p(len(token_logprobs)),
+        "log_chars": math.log1p(len(text)),
+        "lines": float(min(len(lines), 16)),
+        "multiline": float(multiline),
+        "branched": float(branched),
+        "repeats_nearby": sum(ln in near for ln in content) / len(content) if content else 0.0,
+        "cut_share": 1 - len(text) / len(raw) if raw and len(raw) >= len(text) else 0.0,
+        "parses": {True: 1.0, False: -1.0, None: 0.0}[ok],
+        "unclosed": float(min(_unclosed(text), 4)),
+        "alnum_share": sum(c.isalnum() for c in text) / len(text) if text else 0.0,
+    }
+    for r in STOP_REASONS:
+        f[f"stop={r}"] = float(stop_reason == r)
+    return f
+
+
+BEFORE_NAMES: tuple[str, ...] = tuple(extract("", "", ""))
+ANSWER_NAMES: tuple[str, ...] = tuple(extract_answer("", "", "", "", "", token_logprobs=(), line_logprobs=(),
+                                                     stop_reason="", multiline=False, branched=False))
+AFTER_NAMES: tuple[str, ...] = BEFORE_NAMES + ANSWER_NAMES  # stage 2 sees both
+
+
+def vectorize(features: dict[str, float], names: Sequence[str] = BEFORE_NAMES) -> list[float]:
+    """Values in the order of `names` (a filter's, from its manifest); missing names count as 0."""
+    return [float(features.get(n, 0.0)) for n in names]

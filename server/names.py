@@ -36,3 +36,4 @@ class Reason(str, Enum):  # noqa: UP042 (telemetry stores the values)
     NO_MODEL = "no-model"  # the model failed to load
     FILTERED = "filtered"  # the filter said the suggestion is not worth showing
     EMPTY = "empty"  # the model's answer post-processed to nothing
+    CANCELLED = "cancelled"  # the generation was stopped: the user typed something its answer did not agree with

@@ -61,6 +61,9 @@ class Options:
     trim_overlap: bool = True  # drop a tail of the completion that the suffix already contains
     drop_chat: bool = True  # an instruct model's chat formatting (``` fences) is never code
     line_start_newline: bool = True  # at the start of a line with code, insert a whole line
+    # --- the show/no-show filter (server.filter) ---
+    # current: the promoted filter, else the shipped default (server.filter_files); off; or a filter folder
+    filter: str = "current"
 
     def with_values(self, **raw: str) -> Options:
         """A copy with values parsed from strings (command-line ablations); unknown names are errors."""

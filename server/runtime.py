@@ -47,6 +47,17 @@ class Generation:
         return {"raw": self.text, "line_logprobs": self.line_logprobs,
                 "line_start_logprobs": self.line_start_logprobs, "stop_reason": self.stop_reason}
 
+    def answer_logprobs(self, chars: int) -> list[float]:
+        """The log-probabilities of the tokens that made the first `chars` characters of `text` (at least
+        one token when there is any)."""
+        out, pos = [], 0
+        for _, logprob, piece, _, _ in self.steps:
+            if pos >= chars and out:
+                break
+            out.append(logprob)
+            pos += len(piece)
+        return out
+
     def branch_in(self, chars: int) -> list[tuple[int, float]] | None:
         """The tokens of a generation that leaves `text[:chars]` where the model was least sure of it: the
         tokens up to its least certain non-blank one there, then that step's runner-up (None if none)."""

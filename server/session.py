@@ -10,13 +10,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .engine import Admitted, Engine, InputError, Request, Result
+from .filter import Filter, NoFilter
+from .filter_files import SHIPPED, FilterError, current_folder, load_filter, watch
 from .models import ModelError
 from .names import OUTCOMES, Reason, ServerState
 from .options import Options
-from .runtime import load_runtime
+from .runtime import Cancelled, load_runtime
 from .settings import Settings, parse_settings
 from .telemetry import Accepted, Recorder, TelemetryStore
 
@@ -38,6 +41,8 @@ class Session:
         self.recorder = Recorder(store, document_text)
         self.settings = Settings()
         self.engine: Engine | None = None
+        self.filter: Filter = NoFilter()
+        self._unwatch: Callable[[], None] | None = None
         self.state = ServerState.LOADING
         self.error: str | None = None
         self._loaded = threading.Event()
@@ -72,6 +77,24 @@ class Session:
         elif self.settings.enable != old.enable and self._loaded.is_set():
             self.set_state(self._idle_state())
 
+    def load_filter(self) -> None:
+        """(Re)load the filter `options.filter` names; a missing or corrupt one leaves every suggestion shown,
+        said once to the user."""
+        choice = self.options.filter
+        folder = None if choice == "off" else current_folder() if choice == "current" else Path(choice)
+        try:
+            filt: Filter = NoFilter() if folder is None or (folder == SHIPPED and not folder.is_dir()) \
+                else load_filter(folder)
+        except FilterError as e:
+            log.error("%s", e)
+            self.notify("message", {"level": "warning", "text": f"Ghostline: {e}; showing every suggestion"})
+            filt = NoFilter()
+        if filt.name != self.filter.name:
+            log.info("filter: %s", filt.name)
+        self.filter = filt
+        if self.engine is not None:
+            self.engine.set_filter(filt)
+
     def _telemetry_problem(self, text: str) -> None:
         self.notify("message", {"level": "warning", "text": text})
 
@@ -97,9 +120,13 @@ class Session:
         with self._load_lock:
             name = self.settings.model
             self.set_state(ServerState.LOADING, f"loading {name or 'default model'}")
+            if self._unwatch is None:
+                self.load_filter()
+                if self.options.filter == "current":  # a newly promoted filter serves without a restart
+                    self._unwatch = watch(self.load_filter) or (lambda: None)
             try:
                 runtime = self.loader(name)
-                self.engine = Engine(runtime, options=self.options)
+                self.engine = Engine(runtime, options=self.options, filt=self.filter)
                 self.error = None
                 log.info("model ready: %s", runtime.model_id)
             except (ModelError, ValueError, OSError) as e:
@@ -156,6 +183,11 @@ class Session:
         self.set_state(ServerState.GENERATING)
         try:
             result = engine.generate(req, admitted, self.settings, cancel, progress)
+        except Cancelled:
+            # recorded with its features: the filter learns which model calls end up thrown away
+            self._remember(Result(admitted.id, "", "none", reason=Reason.CANCELLED, features=admitted.features,
+                                  decision=admitted.decision, model_id=engine.runtime.model_id), req)
+            raise
         finally:
             self.set_state(self._idle_state())
         self._remember(result, req)
@@ -222,6 +254,8 @@ class Session:
     def document_changed(self, uri: str, edits: list[tuple[int, int, int]], inserted: tuple[str, ...] = ()) -> None:
         """`edits`: (start line, end line, lines inserted) per content change, for survival tracking;
         `inserted`: the text each change inserted."""
+        if self.engine is not None:
+            self.engine.note_edit(uri)
         if self.recorder.enabled:
             self.recorder.document_changed(uri, edits)
         item = self.items.get(uri)
@@ -233,7 +267,9 @@ class Session:
         self.items.pop(uri, None)
         self.recorder.document_closed(uri)
         if self.engine is not None:
-            self.engine.cache.forget(uri)
+            self.engine.forget(uri)
 
     def shutdown(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
         self.recorder.close()

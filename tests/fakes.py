@@ -46,3 +46,24 @@ class ManualTimers:
 
     def close(self):
         self._due.clear()
+
+
+class FixedFilter:
+    """A filter with fixed scores per stage (None: no model for it) and one threshold; pair it with
+    `NO_EXPLORATION` unless a test is about exploration."""
+
+    def __init__(self, before: float | None = None, after: float | None = None, threshold: float = 0.5,
+                 name: str = "fixed@test"):
+        self.scores = {"before": before, "after": after}
+        self.limit, self.name = threshold, name
+
+    def score(self, stage, features):
+        return self.scores[stage]
+
+    def threshold(self, stage, aggressiveness):
+        return self.limit
+
+
+def no_exploration():
+    from server.filter import Exploration
+    return Exploration(start=0.0, floor=0.0)

@@ -2,10 +2,10 @@
 import threading
 
 import pytest
-from fakes import ScriptedRuntime
+from fakes import FixedFilter, ScriptedRuntime, no_exploration
 
 from server.engine import Admitted, Engine, InputError, Request, Result
-from server.features import FEATURE_NAMES, History, extract, vectorize
+from server.features import AFTER_NAMES, BEFORE_NAMES, History, extract, vectorize
 from server.names import Reason
 from server.options import Options
 from server.runtime import Cancelled, Generation
@@ -33,19 +33,13 @@ def test_disabled_language_makes_no_model_call():
     assert r.reason == "disabled" and r.text == "" and rt.prompts == []
 
 
-class Reject:
-    name = "reject-all@test"
-
-    def score(self, features):
-        return 0.0
-
-
 def test_a_rejected_request_never_reaches_the_model():
     rt = ScriptedRuntime("x = 1")
-    engine = Engine(rt, filt=Reject())
+    engine = Engine(rt, filt=FixedFilter(before=0.1), explore=no_exploration())
     got = engine.admit(req("a = |"))
     assert isinstance(got, Result) and got.reason is Reason.FILTERED and got.source == "none"
-    assert got.decision.filter == "reject-all@test" and got.features and rt.prompts == []
+    assert got.decision.filter == "fixed@test" and got.decision.stage == "before" and rt.prompts == []
+    assert got.features and got.decision.propensity == 0.0
 
 
 def test_admitted_then_generated_is_one_request():
@@ -55,7 +49,8 @@ def test_admitted_then_generated_is_one_request():
     admitted = engine.admit(r)
     assert isinstance(admitted, Admitted) and admitted.decision.show and rt.prompts == []
     out = engine.generate(r, admitted)
-    assert out.id == admitted.id and out.text == "sum(xs)" and out.features == admitted.features
+    assert out.id == admitted.id and out.text == "sum(xs)" and set(out.features) == set(AFTER_NAMES)
+    assert out.features["stop=stop"] == 1.0 and out.features["parses"] == 1.0
     assert out.tokens_generated == len("sum(xs)\n") and out.timings["filter_ms"] == admitted.filter_ms
     assert out.timings["total_ms"] >= out.timings["wait_ms"] >= 0
 
@@ -64,7 +59,8 @@ def test_every_reason_is_a_member_of_the_enum():
     assert Engine(ScriptedRuntime("x")).complete(req("a = |"), Settings(languages={"python": False})).reason \
         is Reason.DISABLED
     assert Engine(ScriptedRuntime("   \n")).complete(req("a = |")).reason is Reason.EMPTY
-    assert Engine(ScriptedRuntime("x"), filt=Reject()).complete(req("a = |")).reason is Reason.FILTERED
+    assert Engine(ScriptedRuntime("x"), filt=FixedFilter(before=0.0), explore=no_exploration()).complete(
+        req("a = |")).reason is Reason.FILTERED
 
 
 def test_empty_output_is_reported_as_empty():
@@ -103,7 +99,8 @@ def test_snippets_from_other_documents_reach_the_prompt():
 def test_features_are_fixed_order_and_complete():
     f = extract("def f():\n    x.", "\n", "python", History(True, 2.0))
     assert f["lang=python"] == 1.0 and f["last_char=."] == 1.0 and f["last_accepted"] == 1.0
-    assert len(vectorize(f)) == len(FEATURE_NAMES) == len(f)
+    assert len(vectorize(f)) == len(BEFORE_NAMES) == len(f)
+    assert vectorize(f, ("lang=python", "unknown")) == [1.0, 0.0]
 
 
 def test_branch_in_picks_the_least_certain_token_of_the_line():

@@ -1,16 +1,9 @@
 """One keystroke through the session: admission on the caller's thread, the model only for admitted requests."""
-from fakes import ScriptedRuntime
+from fakes import FixedFilter, ScriptedRuntime, no_exploration
 
 from server.engine import Admitted, Request, Result
 from server.names import Reason, ServerState
 from server.session import Session
-
-
-class Reject:
-    name = "reject-all@test"
-
-    def score(self, features):
-        return 0.0
 
 
 def loaded_session(events: list) -> Session:
@@ -26,7 +19,7 @@ REQ = Request("file:///w/t.py", "total = \n", len("total = "), "python", path="/
 def test_a_filtered_request_is_answered_without_the_model_queue():
     events: list = []
     s = loaded_session(events)
-    s.engine.filter = Reject()
+    s.engine.filter, s.engine.explore = FixedFilter(before=0.0), no_exploration()
     events.clear()
     got = s.admit(REQ)
     assert isinstance(got, Result) and got.reason is Reason.FILTERED

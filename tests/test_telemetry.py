@@ -394,9 +394,10 @@ def test_migration_from_schema_2(paths):
     conn.close()
     s = store_at(paths, "metrics")
     assert request(s, "new", parent_id="old", stop_reason="eos", tokens_generated=9, feature_version=1,
-                   filter_id="none")
+                   filter_id="none", filter_stage="after")
     s.close()
-    assert rows(db, "PRAGMA user_version") == [(3,)] and T.SCHEMA_VERSION == 3
+    assert rows(db, "PRAGMA user_version") == [(4,)] and T.SCHEMA_VERSION == 4
+    assert rows(db, "SELECT filter_stage FROM suggestions ORDER BY ts") == [(None,), ("after",)]
     assert rows(db, "SELECT completion_id, ts, level, language, model_id, status, prefix_len, suffix_len, "
                     "completion_len, prefix, suffix, completion FROM suggestions WHERE completion_id = 'old'") == [old]
     assert rows(db, "SELECT kind FROM events WHERE completion_id = 'old' ORDER BY ts") == [

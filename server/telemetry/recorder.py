@@ -95,7 +95,8 @@ class Recorder:
             exploration=d.exploration, propensity=d.propensity, path=req.path,
             status=result.reason.value if result.reason else result.source, parent_id=result.parent_id,
             stop_reason=result.stop_reason or None, tokens_generated=result.tokens_generated,
-            feature_version=FEATURE_VERSION if result.features else None, filter_id=d.filter))
+            feature_version=FEATURE_VERSION if result.features else None, filter_id=d.filter,
+            filter_stage=d.stage or None))
 
     def outcome(self, cid: str, kind: str, accepted_length: int | None, reason: str | None,
                 accepted: Accepted | None) -> None:

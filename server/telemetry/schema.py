@@ -13,9 +13,12 @@ Tables (join on completion_id; the `outcomes` view does the join per suggestion)
               completion_len, completion_lines, total_ms, latency_json, features_json, filter_score,
               exploration, propensity, prompt_hmac, completion_hmac, sensitive, redactions,
               prefix, suffix, completion,          -- these three only at training level
-              parent_id, stop_reason, tokens_generated, feature_version, filter_id)   -- from V3
+              parent_id, stop_reason, tokens_generated, feature_version, filter_id,   -- from V3
+              filter_stage)                                                           -- from V4
+      filter_stage: the filter stage whose decision `filter_score`, `exploration` and `propensity` are:
+              before (admission) | after (the answer); NULL when no filter ran.
       status: where the text came from, `model | cache`, or why there is none: a `server.names.Reason`
-              value (`disabled | no-model | filtered | empty`).
+              value (`disabled | no-model | filtered | empty | cancelled`).
   events(id PK, completion_id, kind, ts, accepted_length, reason, value, survived, delay_s)
       kind: requested | shown | accepted | partial | ignored | helpful | unhelpful | survival
 """
@@ -34,7 +37,7 @@ METRIC_COLUMNS = ("completion_id", "ts", "level", "language", "model_id", "statu
                   "suffix_len", "completion_len", "completion_lines", "total_ms", "latency_json",
                   "features_json", "filter_score", "exploration", "propensity", "prompt_hmac",
                   "completion_hmac", "sensitive", "redactions", "parent_id", "stop_reason", "tokens_generated",
-                  "feature_version", "filter_id")
+                  "feature_version", "filter_id", "filter_stage")
 RAW_COLUMNS = ("prefix", "suffix", "completion")
 EVENT_COLUMNS = ("kind", "ts", "accepted_length", "reason", "value", "survived", "delay_s")
 
@@ -132,7 +135,11 @@ FROM suggestions s LEFT JOIN events e ON e.completion_id = s.completion_id
 GROUP BY s.completion_id;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+_V4 = """
+ALTER TABLE suggestions ADD COLUMN filter_stage TEXT;         -- before | after: the stage that decided
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -390,7 +390,8 @@ class TelemetryStore:
                        propensity: float | None = None, path: str | None = None, status: str | None = None,
                        parent_id: str | None = None, stop_reason: str | None = None,
                        tokens_generated: int | None = None, feature_version: int | None = None,
-                       filter_id: str | None = None, ts: float | None = None) -> bool:
+                       filter_id: str | None = None, filter_stage: str | None = None,
+                       ts: float | None = None) -> bool:
         """One row per completion id (a repeat id is ignored) plus a `requested` event. Code is stored
         only as keyed hashes, and raw (redacted) only at training level for non-sensitive `path`s. The
         columns are described in `schema.py`."""
@@ -426,7 +427,7 @@ class TelemetryStore:
                 "redactions": redactions, "prefix": raw[0], "suffix": raw[1], "completion": raw[2],
                 "parent_id": _label(parent_id, 128), "stop_reason": _label(stop_reason),
                 "tokens_generated": _natural(tokens_generated), "feature_version": _natural(feature_version),
-                "filter_id": _label(filter_id),
+                "filter_id": _label(filter_id), "filter_stage": _label(filter_stage),
             }
             insert = (f"INSERT OR IGNORE INTO suggestions ({', '.join(row)}) "
                       f"VALUES ({', '.join('?' * len(row))})")

@@ -1,0 +1,106 @@
+"""Where filters live and which one serves.
+
+A filter is a folder: `filter.json` (name, feature_version, per stage its ONNX file, feature names and
+thresholds, plus what it was trained on and how it scored) and one ONNX file per stage. The user's filters
+are `<models dir>/filters/<name>/`; `<models dir>/filters/CURRENT` names the promoted one
+(`python -m training.filter` writes both). Without a promoted filter the shipped default in
+`models/filter/` serves. The folder is watched, and a newly promoted filter is loaded without a restart.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .dirs import models_dir
+from .features import FEATURE_VERSION
+from .filter import STAGES, LearnedFilter, OnnxStage
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "filter.json"
+CURRENT = "CURRENT"
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "filter"
+
+
+class FilterError(ValueError):
+    pass
+
+
+def filters_dir() -> Path:
+    return models_dir() / "filters"
+
+
+def load_filter(folder: Path) -> LearnedFilter:
+    """The filter in `folder`; raises FilterError saying what is wrong with it."""
+    try:
+        m = json.loads((folder / MANIFEST).read_text())
+        if m.get("feature_version") != FEATURE_VERSION:
+            raise FilterError(f"filter {folder} was trained on features v{m.get('feature_version')}, "
+                              f"the server computes v{FEATURE_VERSION}")
+        stages = {name: OnnxStage(folder / s["file"], s["features"], s.get("thresholds", {}))
+                  for name, s in m["stages"].items() if name in STAGES}
+        if not stages:
+            raise FilterError(f"filter {folder} has no stage ({', '.join(STAGES)})")
+        return LearnedFilter(str(m.get("name", folder.name)), stages)
+    except FilterError:
+        raise
+    except Exception as e:  # a missing or corrupt file: json, KeyError, onnxruntime's own exceptions
+        raise FilterError(f"filter {folder} cannot be loaded: {type(e).__name__}: {e}") from e
+
+
+def current_folder() -> Path:
+    """The promoted filter's folder, else the shipped default."""
+    try:
+        name = (filters_dir() / CURRENT).read_text().strip()
+    except OSError:
+        return SHIPPED
+    return filters_dir() / name if name else SHIPPED
+
+
+def promote(folder: Path) -> None:
+    """Make the filter in `folder` (inside filters_dir()) the one that serves; atomic for a watching server."""
+    tmp = filters_dir() / (CURRENT + ".partial")
+    tmp.write_text(folder.name + "\n")
+    os.replace(tmp, filters_dir() / CURRENT)
+
+
+def watch(on_change: Callable[[], None]) -> Callable[[], None] | None:
+    """Call `on_change` when the filters folder changes (watchdog); returns a stop function, or None when the
+    folder cannot be watched (the filter then changes only at the next start)."""
+    try:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+    except ImportError:
+        return None
+    timer: list[threading.Timer] = []
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event) -> None:
+            if event.event_type in ("opened", "closed_no_write"):
+                return
+            for t in timer:  # a promotion writes several files: reload once, when they have settled
+                t.cancel()
+            timer[:] = [threading.Timer(0.3, on_change)]
+            timer[0].daemon = True
+            timer[0].start()
+
+    d = filters_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        observer = Observer()
+        observer.schedule(Handler(), str(d), recursive=True)
+        observer.daemon = True
+        observer.start()
+    except OSError as e:
+        log.warning("cannot watch %s for new filters: %s", d, e)
+        return None
+
+    def stop() -> None:
+        observer.stop()
+        for t in timer:
+            t.cancel()
+    return stop

@@ -1,0 +1,313 @@
+"""Train the show/no-show filter from telemetry: both stages, evaluated, exported to ONNX, promoted only if better.
+
+    python -m training.filter [--db PATH ...] [--name NAME] [--no-promote]
+    python -m training.filter --db RUN1 --db RUN2 --ship        # the default filter in models/filter/
+
+Labels, per suggestion (`server.features` computed the features when it was served):
+  before  every request that reached the model; 1 when it, or a suggestion continuing it (typing-through
+          cache, in-flight reuse), was accepted in full or in part. "Is this model call worth making?"
+  after   every answer that was shown; the same label. "Is this answer worth showing?"
+Rows served by exploration weigh 1/propensity (inverse propensity weighting); rows a filter rejected without
+exploring have no label and are left out.
+Held out: the newest `HOLDOUT` share of rows (time order: the filter is judged on what comes next). The
+thresholds for `ghostline.filterAggressiveness` come from the sweep on the training rows: the lowest score that
+keeps `KEEP[level]` of the accepted characters. A new filter is promoted only if it scores better (log loss on
+the held-out rows of both stages) than the one serving now.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION
+from server.filter_files import MANIFEST, SHIPPED, FilterError, current_folder, filters_dir, load_filter, promote
+from server.telemetry import default_db_path, open_snapshot, suggestions
+
+# --- config -------------------------------------------------------------------------------------
+HOLDOUT = 0.25  # newest share of rows kept out of training
+C = 1.0  # inverse L2 strength of the logistic regression
+KEEP = {"low": 0.98, "medium": 0.95, "high": 0.90}  # share of accepted characters each level keeps
+# The simulator's clock is virtual (it does not sleep between its keystrokes), so a filter trained on simulator
+# telemetry must not read wall-clock features; `--ship` leaves them out. A user's own filter keeps them.
+CLOCK_FEATURES = ("log_since_last", "log_typing_gap", "log_idle")
+MIN_ROWS = 200  # per stage; fewer and the filter stays as it is
+NAMES = {"before": BEFORE_NAMES, "after": AFTER_NAMES}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class StageData:
+    x: np.ndarray
+    y: np.ndarray  # 1 = accepted (itself or a continuation)
+    w: np.ndarray  # inverse propensity
+    chars: np.ndarray  # characters accepted (0 for a rejection)
+    ts: np.ndarray
+
+
+# --- load ---------------------------------------------------------------------------------------
+def load_rows(dbs: list[Path]) -> list[dict]:
+    rows = []
+    for db in dbs:
+        with open_snapshot(db) as conn:
+            rows += list(suggestions(conn))  # every row: cache hits carry no features but label their parents
+    rows.sort(key=lambda r: r["ts"])
+    return rows
+
+
+def label(rows: list[dict]) -> dict[str, tuple[bool, int]]:
+    """completion id -> (accepted, characters accepted), counting the suggestions that continue it."""
+    own = {r["completion_id"]: (bool(r["accepted"]), int(r["accepted_length"] or 0)) for r in rows}
+    children: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("parent_id"):
+            children.setdefault(r["parent_id"], []).append(r["completion_id"])
+    out: dict[str, tuple[bool, int]] = {}
+
+    def visit(cid: str, depth: int = 0) -> tuple[bool, int]:
+        if cid not in out:
+            acc, chars = own.get(cid, (False, 0))
+            for c in children.get(cid, ()) if depth < 50 else ():
+                a, n = visit(c, depth + 1)
+                acc, chars = acc or a, chars + n
+            out[cid] = (acc, chars)
+        return out[cid]
+    for cid in own:
+        visit(cid)
+    return out
+
+
+def stage_rows(rows: list[dict], stage: str) -> list[dict]:
+    """The rows with a label at this stage, whose features this server version computed."""
+    rows = [r for r in rows if r.get("feature_version") == FEATURE_VERSION]
+
+    def generated(r: dict) -> bool:
+        if r["status"] == "filtered":  # rejected by the answer stage: it was generated
+            return "mean_logprob" in r["features"]
+        return r["status"] in ("model", "empty", "cancelled")
+    if stage == "before":
+        return [r for r in rows if generated(r)]
+    return [r for r in rows if r["status"] == "model" and r["shown"]]
+
+
+def stage_data(rows: list[dict], labels: dict, stage: str, names: tuple[str, ...]) -> StageData:
+    keep = stage_rows(rows, stage)
+
+    def weight(r: dict) -> float:
+        explored = r.get("exploration") and r.get("filter_stage") in (stage, "before")
+        return 1.0 / r["propensity"] if explored and r.get("propensity") else 1.0
+    return StageData(
+        x=np.asarray([[float(r["features"].get(n, 0.0)) for n in names] for r in keep], dtype=np.float32)
+        .reshape(len(keep), len(names)),
+        y=np.asarray([labels[r["completion_id"]][0] for r in keep], dtype=np.int64),
+        w=np.asarray([weight(r) for r in keep], dtype=np.float64),
+        chars=np.asarray([labels[r["completion_id"]][1] for r in keep], dtype=np.float64),
+        ts=np.asarray([r["ts"] for r in keep], dtype=np.float64))
+
+
+def split(d: StageData, holdout: float) -> tuple[StageData, StageData]:
+    cut = int(len(d.y) * (1 - holdout))
+    def part(s: slice) -> StageData:
+        return StageData(d.x[s], d.y[s], d.w[s], d.chars[s], d.ts[s])
+    return part(slice(0, cut)), part(slice(cut, None))
+
+
+# --- train --------------------------------------------------------------------------------------
+def fit(d: StageData, c: float = C):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+    model.fit(d.x, d.y, logisticregression__sample_weight=d.w)
+    return model
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+def log_loss(p: np.ndarray, d: StageData) -> float:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.sum(d.w * (d.y * np.log(p) + (1 - d.y) * np.log(1 - p))) / max(d.w.sum(), 1e-9))
+
+
+def auc(p: np.ndarray, d: StageData) -> float | None:
+    if len(set(d.y.tolist())) < 2:
+        return None
+    from sklearn.metrics import roc_auc_score
+    return float(roc_auc_score(d.y, p, sample_weight=d.w))
+
+
+def sweep(p: np.ndarray, d: StageData, grid: np.ndarray | None = None) -> list[dict]:
+    """What each threshold keeps, inverse-propensity weighted: rows (model calls or answers shown), accepted
+    rows, accepted characters, and the accept rate among what it keeps."""
+    grid = np.unique(np.concatenate([[0.0], np.quantile(p, np.linspace(0, 1, 41))])) if grid is None else grid
+    total, acc, chars = d.w.sum(), (d.w * d.y).sum(), (d.w * d.chars).sum()
+    out = []
+    for t in grid:
+        k = p >= t
+        kept = d.w[k].sum()
+        out.append({"threshold": float(t), "kept": float(kept / total) if total else 0.0,
+                    "accepted_kept": float((d.w * d.y)[k].sum() / acc) if acc else 0.0,
+                    "chars_kept": float((d.w * d.chars)[k].sum() / chars) if chars else 0.0,
+                    "accept_rate": float((d.w * d.y)[k].sum() / kept) if kept else 0.0})
+    return out
+
+
+def thresholds(p: np.ndarray, d: StageData) -> dict[str, float]:
+    """Per aggressiveness level, the highest threshold that still keeps KEEP[level] of the accepted characters."""
+    rows = sweep(p, d, np.unique(p))
+    return {level: max([r["threshold"] for r in rows if r["chars_kept"] >= keep] or [0.0])
+            for level, keep in KEEP.items()}
+
+
+def calibration(p: np.ndarray, d: StageData, bins: int = 10) -> list[dict]:
+    edges = np.quantile(p, np.linspace(0, 1, bins + 1))
+    out = []
+    for lo, hi in itertools.pairwise(edges):
+        k = (p >= lo) & (p <= hi)
+        if d.w[k].sum():
+            out.append({"predicted": float(np.average(p[k], weights=d.w[k])),
+                        "observed": float(np.average(d.y[k], weights=d.w[k])), "n": int(k.sum())})
+    return out
+
+
+# --- export -------------------------------------------------------------------------------------
+def to_onnx(model, n_features: int) -> bytes:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    lr = model.steps[-1][1]
+    onx = convert_sklearn(model, initial_types=[("features", FloatTensorType([None, n_features]))],
+                          options={id(lr): {"zipmap": False}}, target_opset=15)
+    return onx.SerializeToString()
+
+
+def onnx_scores(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(["probabilities"], {sess.get_inputs()[0].name: x})[0][:, 1]
+
+
+def report_png(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    ax = axes[0]
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    for stage, r in report["stages"].items():
+        cal = r["calibration"]
+        ax.plot([c["predicted"] for c in cal], [c["observed"] for c in cal], marker="o", label=stage)
+    ax.set(xlabel="predicted p(accept)", ylabel="observed accept share", title="calibration (held out)")
+    ax.legend()
+    ax = axes[1]
+    for stage, r in report["stages"].items():
+        sw = r["sweep"]
+        ax.plot([s["kept"] for s in sw], [s["chars_kept"] for s in sw], label=f"{stage}: accepted chars kept")
+        ax.plot([s["kept"] for s in sw], [s["accept_rate"] for s in sw], ls=":", label=f"{stage}: accept rate")
+    ax.set(xlabel="share kept (model calls / answers shown)", title="threshold sweep (held out)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def current_loss(folder: Path, stage: str, d: StageData) -> float | None:
+    """The serving filter's held-out log loss at `stage`, None when there is none."""
+    try:
+        filt = load_filter(folder)
+    except FilterError:
+        return None
+    s = filt.stages.get(stage)
+    if s is None or not len(d.y):
+        return None
+    p = np.asarray([s.score(dict(zip(NAMES[stage], row.tolist(), strict=True))) for row in d.x])
+    return log_loss(p, d)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.filter", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", type=Path, action="append", help="telemetry database (repeatable; default: yours)")
+    ap.add_argument("--name", default=None, help="the filter's name (default: filter-<date>)")
+    ap.add_argument("--no-promote", action="store_true", help="write the filter, do not make it serve")
+    ap.add_argument("--ship", action="store_true", help=f"write the shipped default ({SHIPPED}), no clock features")
+    ap.add_argument("--holdout", type=float, default=HOLDOUT)
+    args = ap.parse_args(argv)
+
+    # load
+    dbs = args.db or [default_db_path()]
+    rows = load_rows(dbs)
+    labels = label(rows)
+    name = args.name or ("default" if args.ship else "filter") + time.strftime("-%Y%m%d-%H%M%S")
+    folder = SHIPPED if args.ship else filters_dir() / name
+    report: dict = {"name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "feature_version": FEATURE_VERSION,
+                    "data": {"databases": [str(d) for d in dbs], "rows": len(rows)}, "stages": {}}
+    manifest: dict = {"name": name, "feature_version": FEATURE_VERSION, "created": report["created"], "stages": {}}
+    serving = current_folder()
+    better = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for stage, all_names in NAMES.items():
+        names = tuple(n for n in all_names if not (args.ship and n in CLOCK_FEATURES))
+        d = stage_data(rows, labels, stage, names)
+        if len(d.y) < MIN_ROWS or len(set(d.y.tolist())) < 2:
+            print(f"{stage}: {len(d.y)} labelled rows ({int(d.y.sum())} accepted); need {MIN_ROWS} with both "
+                  "outcomes", file=sys.stderr)
+            continue
+        train, held = split(d, args.holdout)
+        # train
+        model = fit(train)
+        # evaluate
+        p_train, p_held = model.predict_proba(train.x)[:, 1], model.predict_proba(held.x)[:, 1]
+        thr = thresholds(p_train, train)
+        held_sweep = sweep(p_held, held)
+        at = {lvl: next((s for s in sweep(p_held, held, np.asarray([t]))), None) for lvl, t in thr.items()}
+        loss, old = log_loss(p_held, held), current_loss(serving, stage, held) if folder != serving else None
+        better.append(old is None or loss < old)
+        report["stages"][stage] = {
+            "rows": {"train": len(train.y), "held_out": len(held.y)},
+            "accept_share": {"train": float(train.y.mean()), "held_out": float(held.y.mean())},
+            "auc": {"train": auc(p_train, train), "held_out": auc(p_held, held)},
+            "log_loss": {"held_out": loss, "serving": old, "base_rate": log_loss(
+                np.full(len(held.y), float(np.average(train.y, weights=train.w))), held)},
+            "thresholds": thr, "at_thresholds_held_out": at,
+            "calibration": calibration(p_held, held), "sweep": held_sweep}
+        # export
+        (folder / f"{stage}.onnx").write_bytes(to_onnx(model, len(names)))
+        gap = float(np.max(np.abs(onnx_scores(folder / f"{stage}.onnx", held.x) - p_held))) if len(held.y) else 0.0
+        if gap > 1e-4:
+            raise SystemExit(f"{stage}: onnxruntime and scikit-learn disagree by {gap:.2g}; not writing the filter")
+        report["stages"][stage]["onnx_max_abs_diff"] = gap
+        lr = model.steps[-1][1]
+        manifest["stages"][stage] = {"file": f"{stage}.onnx", "features": list(names), "thresholds": thr,
+                                     "coefficients": dict(zip(names, lr.coef_[0].tolist(), strict=True))}
+        print(f"{stage}: {len(train.y)}+{len(held.y)} rows, AUC held out {report['stages'][stage]['auc']['held_out']}, "
+              f"log loss {loss:.4f} (serving {old}), thresholds {thr}", file=sys.stderr)
+    if not manifest["stages"]:
+        print("not enough labelled telemetry to train a filter", file=sys.stderr)
+        return 1
+    manifest["metrics"] = {s: {k: r[k] for k in ("rows", "auc", "log_loss")} for s, r in report["stages"].items()}
+    manifest["data"] = report["data"]
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    report_png(report, folder / "report.png")
+    load_filter(folder)  # what the server will do with it
+    print(f"wrote {folder} ({MANIFEST}, report.json, report.png)", file=sys.stderr)
+    if args.ship or args.no_promote:
+        return 0
+    if all(better):
+        promote(folder)
+        print(f"promoted {name}: it now serves", file=sys.stderr)
+    else:
+        print(f"not promoted: {name} is not better than the serving filter on held-out rows", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
