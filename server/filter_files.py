@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -104,3 +107,16 @@ def watch(on_change: Callable[[], None]) -> Callable[[], None] | None:
         for t in timer:
             t.cancel()
     return stop
+
+
+def start_update(db: Path) -> subprocess.Popen | None:
+    """Continue the serving filter on the user's outcomes in `db` (`python -m training.filter --online`), in a
+    low-priority background process; it promotes the result only when it is better. None when it cannot start."""
+    nice = [n, "-n", "19"] if (n := shutil.which("nice")) else []  # the model keeps the cores
+    try:
+        return subprocess.Popen([*nice, sys.executable, "-m", "training.filter", "--online", "--db", str(db)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # stdout is the LSP channel
+                                env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    except OSError as e:
+        log.warning("cannot start the filter update: %s", e)
+        return None

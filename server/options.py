@@ -64,6 +64,9 @@ class Options:
     # --- the show/no-show filter (server.filter) ---
     # current: the promoted filter, else the shipped default (server.filter_files); off; or a filter folder
     filter: str = "current"
+    # Every this many outcomes (accepts, partial accepts, ignores) with telemetry on, the serving filter is
+    # continued on them in the background and promoted if better (training.filter --online); 0: never.
+    filter_update_every: int = 200
 
     def with_values(self, **raw: str) -> Options:
         """A copy with values parsed from strings (command-line ablations); unknown names are errors."""

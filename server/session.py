@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import threading
 import time
 from collections import OrderedDict
@@ -15,7 +16,7 @@ from typing import Any
 
 from .engine import Admitted, Engine, InputError, Request, Result
 from .filter import Filter, NoFilter
-from .filter_files import SHIPPED, FilterError, current_folder, load_filter, watch
+from .filter_files import SHIPPED, FilterError, current_folder, load_filter, start_update, watch
 from .models import ModelError
 from .names import OUTCOMES, Reason, ServerState
 from .options import Options
@@ -43,6 +44,8 @@ class Session:
         self.engine: Engine | None = None
         self.filter: Filter = NoFilter()
         self._unwatch: Callable[[], None] | None = None
+        self._outcomes_since_update = 0
+        self.updating: subprocess.Popen | None = None  # the background filter update, while it runs
         self.state = ServerState.LOADING
         self.error: str | None = None
         self._loaded = threading.Event()
@@ -231,6 +234,7 @@ class Session:
         del self.outcomes[:-1000]
         if self.engine is not None and kind in ("accepted", "partial", "ignored"):
             self.engine.record_outcome(kind != "ignored")
+            self._maybe_update_filter()
         accepted = None
         if known is not None and kind in ("accepted", "partial"):
             result, uri, line = known
@@ -244,6 +248,16 @@ class Session:
         log.debug("%s%s", line, "" if known else " (unknown id)")
         self.notify("log", {"text": line})
         return True
+
+    def _maybe_update_filter(self) -> None:
+        every = self.options.filter_update_every
+        self._outcomes_since_update += 1
+        if (every <= 0 or self._outcomes_since_update < every or not self.recorder.enabled
+                or self.options.filter != "current" or (self.updating and self.updating.poll() is None)):
+            return
+        self._outcomes_since_update = 0
+        self.updating = start_update(self.recorder.store.db_path)
+        log.info("updating the filter on the newest outcomes (pid %s)", self.updating and self.updating.pid)
 
     def offered_item(self, uri: str, completion_id: str, text: str) -> None:
         """A suggestion went out as a completion item that puts `text` in the document when accepted; unless the

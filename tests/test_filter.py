@@ -3,6 +3,7 @@ logs its propensity, a broken filter shows everything with one message, and a pr
 import json
 import random
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -129,20 +130,21 @@ def telemetry_db(path, n: int, seed: int = 0, flipped: int = 0):
     """A telemetry database as the server writes it: requests whose acceptance follows a rule of their features
     (the opposite rule for the first `flipped` rows), a cache hit continuing some of them."""
     rng = random.Random(seed)
-    store = TelemetryStore("metrics", path)
+    store = TelemetryStore("metrics", path, path.parent / "key")
+    t0 = time.time() - 2 * n  # recent: the store prunes rows older than its retention
     for i in range(n):
-        at_newline = (rng.random() < 0.5) != (i < flipped)
+        at_newline = rng.random() < 0.5
         prefix = "def f(x):\n    " if at_newline else "def f(x):\n    ret"
         f = extract(prefix, "\n", "python", History(None, 1.0))
-        good = rng.random() < (0.7 if at_newline else 0.03)
+        good = rng.random() < (0.7 if at_newline != (i < flipped) else 0.03)
         f.update({"mean_logprob": -0.2 if good else -1.5, "stop=stop": 1.0})
         cid = f"c{i}"
         store.record_request(cid, language="python", model_id="m", completion="x" * 10, features=f,
-                             status="model", feature_version=2, ts=1000.0 + i)
+                             status="model", feature_version=2, ts=t0 + i)
         store.record_outcome(cid, "shown")
         if good and i % 3 == 0:  # typed through and accepted from the cache: the model call was still worth it
             store.record_request(f"k{i}", language="python", model_id="m", completion="x" * 8, status="cache",
-                                 parent_id=cid, ts=1000.5 + i)
+                                 parent_id=cid, ts=t0 + i + 0.5)
             store.record_outcome(f"k{i}", "shown")
             store.record_outcome(f"k{i}", "accepted")
         else:
@@ -180,3 +182,42 @@ def test_training_writes_a_filter_that_learned_and_promotes_it_only_when_better(
     assert trainer.main(["--db", str(drifted), "--name", "second"]) == 0
     assert (filters_dir() / "second" / "filter.json").is_file()
     assert (filters_dir() / CURRENT).read_text().strip() == "first"
+
+
+def test_an_online_update_continues_the_serving_filter_and_is_promoted_when_better(models, tmp_path):
+    assert trainer.main(["--db", str(telemetry_db(tmp_path / "a.sqlite3", 600)), "--name", "first"]) == 0
+    first = json.loads((filters_dir() / "first" / "filter.json").read_text())
+    # the user's outcomes follow the opposite rule: continuing the serving filter on them must follow the user
+    flipped = telemetry_db(tmp_path / "b.sqlite3", 600, seed=2, flipped=600)
+    assert trainer.main(["--db", str(flipped), "--online", "--name", "online-1"]) == 0
+    assert (filters_dir() / CURRENT).read_text().strip() == "online-1"
+    online = json.loads((filters_dir() / "online-1" / "filter.json").read_text())
+    assert online["stages"]["before"]["features"] == first["stages"]["before"]["features"]
+    filt = load_filter(filters_dir() / "online-1")
+    newline = extract("def f(x):\n    ", "\n", "python", History(None, 1.0))
+    word = extract("def f(x):\n    ret", "\n", "python", History(None, 1.0))
+    assert filt.score("before", word) > filt.score("before", newline)
+    report = json.loads((filters_dir() / "online-1" / "report.json").read_text())
+    assert report["stages"]["before"]["log_loss"]["held_out"] < report["stages"]["before"]["log_loss"]["serving"]
+
+
+def test_the_server_updates_its_filter_in_the_background_every_n_outcomes(models, tmp_path, monkeypatch):
+    from server.options import Options
+    assert trainer.main(["--db", str(telemetry_db(tmp_path / "a.sqlite3", 600)), "--name", "first"]) == 0
+    db = telemetry_db(tmp_path / "data" / "telemetry.sqlite3", 600, seed=2, flipped=600)  # the user's history
+    store = TelemetryStore("metrics", db, db.parent / "key")
+    s = Session(loader=lambda name: ScriptedRuntime("sum(xs)\n"), store=store,
+                options=Options(filter_update_every=3))
+    s.configure({"telemetryLevel": "metrics", "clientTelemetryEnabled": True})
+    s.load_model()
+    assert s.engine.filter.name == "first"
+    for i in range(3):
+        s.outcome({"id": f"x{i}", "outcome": "ignored", "reason": "typed_over"})
+    assert s.updating is not None and s.updating.wait(120) == 0
+    assert (filters_dir() / CURRENT).read_text().strip().startswith("online-")
+    for _ in range(100):
+        if s.engine.filter.name.startswith("online-"):
+            break
+        threading.Event().wait(0.1)
+    assert s.engine.filter.name.startswith("online-")
+    s.shutdown()

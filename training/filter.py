@@ -2,6 +2,7 @@
 
     python -m training.filter [--db PATH ...] [--name NAME] [--no-promote]
     python -m training.filter --db RUN1 --db RUN2 --ship        # the default filter in models/filter/
+    python -m training.filter --online                          # what the server runs every N outcomes
 
 Labels, per suggestion (`server.features` computed the features when it was served):
   before  every request that reached the model; 1 when it, or a suggestion continuing it (typing-through
@@ -13,12 +14,17 @@ Held out: the newest `HOLDOUT` share of rows (time order: the filter is judged o
 thresholds for `ghostline.filterAggressiveness` come from the sweep on the training rows: the lowest score that
 keeps `KEEP[level]` of the accepted characters. A new filter is promoted only if it scores better (log loss on
 the held-out rows of both stages) than the one serving now.
+`--online` (the server's background update) starts from the serving filter's coefficients instead of from zero
+and takes a few passes of stochastic gradient descent over the user's rows, so a few hundred outcomes move it
+without undoing what it knew; it is promoted only if it also beats the shipped default on the held-out rows, so
+an update can never serve something worse than what Ghostline ships.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -38,6 +44,8 @@ KEEP = {"low": 0.98, "medium": 0.95, "high": 0.90}  # share of accepted characte
 # telemetry must not read wall-clock features; `--ship` leaves them out. A user's own filter keeps them.
 CLOCK_FEATURES = ("log_since_last", "log_typing_gap", "log_idle")
 MIN_ROWS = 200  # per stage; fewer and the filter stays as it is
+ONLINE_PASSES = 5  # SGD epochs over the user's rows when updating the serving filter
+ONLINE_STEP = 0.01
 NAMES = {"before": BEFORE_NAMES, "after": AFTER_NAMES}
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,6 +137,29 @@ def fit(d: StageData, c: float = C):
     return model
 
 
+def parameters(model) -> dict:
+    """What `update` needs to continue from this model (kept in the filter's manifest)."""
+    scaler, lr = model.steps[0][1], model.steps[-1][1]
+    return {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(), "coef": lr.coef_[0].tolist(),
+            "intercept": float(lr.intercept_[0])}
+
+
+def update(d: StageData, start: dict, c: float = C):
+    """The serving model continued by SGD on `d` (same scaling, warm-started coefficients)."""
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_ = np.asarray(start["mean"]), np.asarray(start["scale"])
+    scaler.var_, scaler.n_features_in_, scaler.n_samples_seen_ = scaler.scale_ ** 2, len(start["mean"]), len(d.y)
+    sgd = SGDClassifier(loss="log_loss", alpha=1 / (c * max(len(d.y), 1)), learning_rate="constant",
+                        eta0=ONLINE_STEP, max_iter=ONLINE_PASSES, tol=None, random_state=0)
+    sgd.fit(scaler.transform(d.x), d.y, coef_init=np.asarray([start["coef"]]),
+            intercept_init=np.asarray([start["intercept"]]), sample_weight=d.w)
+    return make_pipeline(scaler, sgd)
+
+
 # --- evaluate -----------------------------------------------------------------------------------
 def log_loss(p: np.ndarray, d: StageData) -> float:
     p = np.clip(p, 1e-6, 1 - 1e-6)
@@ -181,9 +212,9 @@ def to_onnx(model, n_features: int) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
-    lr = model.steps[-1][1]
+    clf = model.steps[-1][1]
     onx = convert_sklearn(model, initial_types=[("features", FloatTensorType([None, n_features]))],
-                          options={id(lr): {"zipmap": False}}, target_opset=15)
+                          options={id(clf): {"zipmap": False}}, target_opset=15)
     return onx.SerializeToString()
 
 
@@ -218,8 +249,8 @@ def report_png(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def current_loss(folder: Path, stage: str, d: StageData) -> float | None:
-    """The serving filter's held-out log loss at `stage`, None when there is none."""
+def filter_loss(folder: Path, stage: str, d: StageData, names: tuple[str, ...]) -> float | None:
+    """The held-out log loss at `stage` of the filter in `folder`, None when there is none."""
     try:
         filt = load_filter(folder)
     except FilterError:
@@ -227,8 +258,27 @@ def current_loss(folder: Path, stage: str, d: StageData) -> float | None:
     s = filt.stages.get(stage)
     if s is None or not len(d.y):
         return None
-    p = np.asarray([s.score(dict(zip(NAMES[stage], row.tolist(), strict=True))) for row in d.x])
+    p = np.asarray([s.score(dict(zip(names, row.tolist(), strict=True))) for row in d.x])
     return log_loss(p, d)
+
+
+def keep_stage(serving: Path, stage: str, folder: Path) -> dict | None:
+    """Copy the serving filter's `stage` into `folder` unchanged; its manifest entry, or None."""
+    try:
+        entry = json.loads((serving / MANIFEST).read_text())["stages"][stage]
+        shutil.copyfile(serving / entry["file"], folder / entry["file"])
+        return entry
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def serving_start(folder: Path, stage: str) -> tuple[tuple[str, ...], dict] | None:
+    """(feature names, parameters) of the serving filter's stage, to continue from."""
+    try:
+        s = json.loads((folder / MANIFEST).read_text())["stages"][stage]
+        return tuple(s["features"]), s["parameters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="the filter's name (default: filter-<date>)")
     ap.add_argument("--no-promote", action="store_true", help="write the filter, do not make it serve")
     ap.add_argument("--ship", action="store_true", help=f"write the shipped default ({SHIPPED}), no clock features")
+    ap.add_argument("--online", action="store_true", help="continue the serving filter on your newest outcomes")
     ap.add_argument("--holdout", type=float, default=HOLDOUT)
     args = ap.parse_args(argv)
 
@@ -245,36 +296,46 @@ def main(argv: list[str] | None = None) -> int:
     dbs = args.db or [default_db_path()]
     rows = load_rows(dbs)
     labels = label(rows)
-    name = args.name or ("default" if args.ship else "filter") + time.strftime("-%Y%m%d-%H%M%S")
+    kind = "default" if args.ship else "online" if args.online else "filter"
+    name = args.name or kind + time.strftime("-%Y%m%d-%H%M%S")
     folder = SHIPPED if args.ship else filters_dir() / name
     report: dict = {"name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "feature_version": FEATURE_VERSION,
                     "data": {"databases": [str(d) for d in dbs], "rows": len(rows)}, "stages": {}}
     manifest: dict = {"name": name, "feature_version": FEATURE_VERSION, "created": report["created"], "stages": {}}
     serving = current_folder()
-    better = []
+    totals = {"new": 0.0, "serving": 0.0, "shipped": 0.0}
     folder.mkdir(parents=True, exist_ok=True)
     for stage, all_names in NAMES.items():
         names = tuple(n for n in all_names if not (args.ship and n in CLOCK_FEATURES))
+        start = serving_start(serving, stage) if args.online else None
+        names = start[0] if start else names
         d = stage_data(rows, labels, stage, names)
-        if len(d.y) < MIN_ROWS or len(set(d.y.tolist())) < 2:
+        if (args.online and start is None) or len(d.y) < MIN_ROWS or len(set(d.y.tolist())) < 2:
             print(f"{stage}: {len(d.y)} labelled rows ({int(d.y.sum())} accepted); need {MIN_ROWS} with both "
-                  "outcomes", file=sys.stderr)
+                  f"outcomes{' and a serving filter to continue' if args.online else ''}", file=sys.stderr)
+            if args.online and (kept := keep_stage(serving, stage, folder)):  # an update keeps what it cannot redo
+                manifest["stages"][stage] = kept
             continue
         train, held = split(d, args.holdout)
         # train
-        model = fit(train)
+        model = update(train, start[1]) if start else fit(train)
         # evaluate
         p_train, p_held = model.predict_proba(train.x)[:, 1], model.predict_proba(held.x)[:, 1]
         thr = thresholds(p_train, train)
         held_sweep = sweep(p_held, held)
         at = {lvl: next((s for s in sweep(p_held, held, np.asarray([t]))), None) for lvl, t in thr.items()}
-        loss, old = log_loss(p_held, held), current_loss(serving, stage, held) if folder != serving else None
-        better.append(old is None or loss < old)
+        loss = log_loss(p_held, held)
+        old = filter_loss(serving, stage, held, names) if folder != serving else None
+        shipped = filter_loss(SHIPPED, stage, held, names) if args.online and serving != SHIPPED else None
+        n = len(held.y)  # promotion compares the summed held-out loss over the stages
+        totals["new"] += loss * n
+        totals["serving"] += (loss if old is None else old) * n
+        totals["shipped"] += (loss if shipped is None else shipped) * n
         report["stages"][stage] = {
             "rows": {"train": len(train.y), "held_out": len(held.y)},
             "accept_share": {"train": float(train.y.mean()), "held_out": float(held.y.mean())},
             "auc": {"train": auc(p_train, train), "held_out": auc(p_held, held)},
-            "log_loss": {"held_out": loss, "serving": old, "base_rate": log_loss(
+            "log_loss": {"held_out": loss, "serving": old, "shipped": shipped, "base_rate": log_loss(
                 np.full(len(held.y), float(np.average(train.y, weights=train.w))), held)},
             "thresholds": thr, "at_thresholds_held_out": at,
             "calibration": calibration(p_held, held), "sweep": held_sweep}
@@ -284,14 +345,19 @@ def main(argv: list[str] | None = None) -> int:
         if gap > 1e-4:
             raise SystemExit(f"{stage}: onnxruntime and scikit-learn disagree by {gap:.2g}; not writing the filter")
         report["stages"][stage]["onnx_max_abs_diff"] = gap
-        lr = model.steps[-1][1]
         manifest["stages"][stage] = {"file": f"{stage}.onnx", "features": list(names), "thresholds": thr,
-                                     "coefficients": dict(zip(names, lr.coef_[0].tolist(), strict=True))}
+                                     "parameters": parameters(model)}
         print(f"{stage}: {len(train.y)}+{len(held.y)} rows, AUC held out {report['stages'][stage]['auc']['held_out']}, "
               f"log loss {loss:.4f} (serving {old}), thresholds {thr}", file=sys.stderr)
-    if not manifest["stages"]:
+    if not report["stages"]:
         print("not enough labelled telemetry to train a filter", file=sys.stderr)
+        if folder != SHIPPED:
+            shutil.rmtree(folder, ignore_errors=True)
         return 1
+    compared = any(r["log_loss"]["serving"] is not None for r in report["stages"].values())
+    promoted = not (args.ship or args.no_promote) and (not compared or totals["new"] < totals["serving"]) \
+        and totals["new"] <= totals["shipped"]
+    report["promotion"] = {**totals, "promoted": promoted}
     manifest["metrics"] = {s: {k: r[k] for k in ("rows", "auc", "log_loss")} for s, r in report["stages"].items()}
     manifest["data"] = report["data"]
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
@@ -299,13 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     report_png(report, folder / "report.png")
     load_filter(folder)  # what the server will do with it
     print(f"wrote {folder} ({MANIFEST}, report.json, report.png)", file=sys.stderr)
-    if args.ship or args.no_promote:
-        return 0
-    if all(better):
+    if promoted:
         promote(folder)
         print(f"promoted {name}: it now serves", file=sys.stderr)
-    else:
-        print(f"not promoted: {name} is not better than the serving filter on held-out rows", file=sys.stderr)
+    elif not (args.ship or args.no_promote):
+        print(f"not promoted: {name} is not better than the serving filter (and the shipped one) on held-out rows; "
+              f"summed log loss {totals}", file=sys.stderr)
     return 0
 
 
