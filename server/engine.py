@@ -140,7 +140,7 @@ class Engine:
         self.runtime = runtime
         self.options = options
         self.filter = filt or NoFilter()
-        self.explore = explore or Exploration()
+        self.explore = explore or Exploration(options.exploration)
         self.cache = TypingCache()
         self.history = feats.History()
         self._last_decision_at: float | None = None
@@ -149,7 +149,7 @@ class Engine:
 
     def set_filter(self, filt: Filter) -> None:
         """A new filter (hot reload) explores from its start again: its own data is what is missing."""
-        self.filter, self.explore = filt, Exploration(rng=self.explore.rng)
+        self.filter, self.explore = filt, Exploration(self.options.exploration, rng=self.explore.rng)
 
     def note_edit(self, uri: str) -> None:
         with self._lock:

@@ -20,7 +20,7 @@ from .syntax import parses
 
 # Bumped whenever a feature is added, removed or computed differently: telemetry stores it next to the
 # features, so a trainer never mixes rows extracted by different code.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 
 LANGUAGES = ("python", "javascript", "typescript", "javascriptreact", "typescriptreact", "go", "rust",
              "java", "c", "cpp", "csharp", "ruby", "php", "shellscript", "html", "css", "json", "markdown")
@@ -28,6 +28,8 @@ LAST_CHARS = tuple("()[]{}.,:;=+-*/<>\"'#_ \t") + ("alpha", "digit", "other", "n
 STOP_REASONS = ("eos", "stop", "length")
 OPENERS = (":", "{", "(", "[", "=>")
 _WORD = re.compile(r"\w+$")
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+NEARBY_CHARS = 3000  # text before and after the cursor searched for identifiers and repeated lines
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 MIN_LOGPROB = -20.0  # log-probabilities are clipped here: one impossible token should not dominate a sum
 
@@ -68,6 +70,12 @@ def extract(prefix: str, suffix: str, language: str, history: History = History(
     doc_len = len(prefix) + len(suffix)
     prev = next((ln for ln in prefix.split("\n")[-2:-40:-1] if ln.strip()), "")
     word = _WORD.search(line)
+    near = prefix[-NEARBY_CHARS:-len(line) or None] + "\n" + suffix[:NEARBY_CHARS]
+    # The model copies names from around the cursor: a partly typed word that only a few known names continue
+    # is likely completed right.
+    frag = word.group() if word else ""
+    names = {m for m in _IDENT.findall(near) if m.startswith(frag) and m != frag} if frag else set()
+    typed = line.strip()
     f: dict[str, float] = {
         "last_accepted": {None: 0.0, True: 1.0, False: -1.0}[history.last_accepted],
         "log_since_last": _log_seconds(history.seconds_since_last),
@@ -82,6 +90,9 @@ def extract(prefix: str, suffix: str, language: str, history: History = History(
         "line_is_blank": float(not line.strip()),
         "mid_word": float(bool(word) and bool(rest[:1]) and (rest[0].isalnum() or rest[0] == "_")),
         "log_word_len": math.log1p(len(word.group())) if word else 0.0,
+        "word_continues_known_name": float(bool(names)),
+        "log_known_names": math.log1p(len(names)),
+        "line_seen_nearby": float(len(typed) >= 4 and typed in near),
         # in indentation steps of 4 columns, clipped: after Enter into a new block this is +1
         "indent_change": max(-2.0, min(2.0, (_indent(line) - _indent(prev)) / 4)),
         "prev_line_opens": float(prev.rstrip().endswith(OPENERS)),

@@ -101,9 +101,11 @@ class Exploration:
     """The share of below-threshold decisions served anyway: `start`, halving every `half_life` decisions
     of this filter, never below `floor`."""
 
-    def __init__(self, start: float = 0.10, floor: float = 0.02, half_life: int = 2000,
+    FLOOR = 0.02
+
+    def __init__(self, start: float = 0.10, floor: float = FLOOR, half_life: int = 2000,
                  rng: random.Random | None = None):
-        self.start, self.floor, self.half_life = start, floor, half_life
+        self.start, self.floor, self.half_life = start, min(floor, start), half_life
         self.rng = rng or random.Random()
         self.decisions = 0
 

@@ -2,8 +2,9 @@
 
 A filter is a folder: `filter.json` (name, feature_version, per stage its ONNX file, feature names and
 thresholds, plus what it was trained on and how it scored) and one ONNX file per stage. The user's filters
-are `<models dir>/filters/<name>/`; `<models dir>/filters/CURRENT` names the promoted one
-(`python -m training.filter` writes both). Without a promoted filter the shipped default in
+are `<data dir>/filters/<name>/` and `<data dir>/filters/CURRENT` names the promoted one (`python -m
+training.filter` writes both). They sit with the user's data, not with the model weights in the cache folder:
+they are learned from this user's outcomes and cannot be downloaded again. Without a promoted filter the shipped default in
 `models/filter/` serves. The folder is watched, and a newly promoted filter is loaded without a restart.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .dirs import models_dir
+from .dirs import data_dir
 from .features import FEATURE_VERSION
 from .filter import STAGES, LearnedFilter, OnnxStage
 
@@ -34,7 +35,7 @@ class FilterError(ValueError):
 
 
 def filters_dir() -> Path:
-    return models_dir() / "filters"
+    return data_dir() / "filters"
 
 
 def load_filter(folder: Path) -> LearnedFilter:

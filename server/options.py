@@ -67,6 +67,9 @@ class Options:
     # Every this many outcomes (accepts, partial accepts, ignores) with telemetry on, the serving filter is
     # continued on them in the background and promoted if better (training.filter --online); 0: never.
     filter_update_every: int = 200
+    # Share of below-threshold decisions served anyway (logged with their propensity, for unbiased training
+    # data): this at a new filter's start, halving every 2,000 decisions, never below 0.02 (or this if lower).
+    exploration: float = 0.10
 
     def with_values(self, **raw: str) -> Options:
         """A copy with values parsed from strings (command-line ablations); unknown names are errors."""

@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pytest
 from fakes import FixedFilter, ScriptedRuntime, no_exploration
+from filters import synthetic, write_filter
 
 from server.engine import Engine, Request
-from server.features import AFTER_NAMES, BEFORE_NAMES, History, extract
+from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION, History, extract
 from server.filter import Exploration, decide
 from server.filter_files import CURRENT, FilterError, filters_dir, load_filter, promote, watch
 from server.names import Reason
@@ -22,26 +23,9 @@ REQ = Request("file:///w/t.py", "def f(xs):\n    total = \n", len("def f(xs):\n 
 
 
 @pytest.fixture
-def models(tmp_path, monkeypatch):
-    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path / "models"))
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "data-dir"))
     return tmp_path
-
-
-def synthetic(n: int, names: tuple[str, ...], seed: int = 0) -> trainer.StageData:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, len(names))).astype(np.float32)
-    y = (x[:, 0] - x[:, 1] + rng.normal(scale=0.5, size=n) > 0).astype(np.int64)
-    return trainer.StageData(x, y, np.ones(n), y * rng.integers(1, 40, size=n), np.arange(n, dtype=float))
-
-
-def write_filter(folder, before_threshold: float = 0.5) -> None:
-    folder.mkdir(parents=True)
-    manifest = {"name": folder.name, "feature_version": 2, "stages": {}}
-    for stage, names in trainer.NAMES.items():
-        (folder / f"{stage}.onnx").write_bytes(trainer.to_onnx(trainer.fit(synthetic(300, names)), len(names)))
-        manifest["stages"][stage] = {"file": f"{stage}.onnx", "features": list(names),
-                                     "thresholds": {"low": 0.0, "medium": before_threshold, "high": 0.9}}
-    (folder / "filter.json").write_text(json.dumps(manifest))
 
 
 def test_onnxruntime_scores_what_scikit_learn_scores(tmp_path):
@@ -54,7 +38,7 @@ def test_onnxruntime_scores_what_scikit_learn_scores(tmp_path):
     assert trainer.auc(ours, d) > 0.8  # it learned the rule, so the comparison is not between two constants
 
 
-def test_a_loaded_filter_scores_features_by_name(models):
+def test_a_loaded_filter_scores_features_by_name(data_dir):
     write_filter(filters_dir() / "f1")
     filt = load_filter(filters_dir() / "f1")
     f = extract("def f():\n    ", "\n", "python", History(True, 1.0))
@@ -91,7 +75,7 @@ def test_a_request_explored_at_admission_is_shown_whatever_the_answer_stage_says
     assert r.text == "sum(xs)" and r.decision.exploration and r.decision.stage == "before"
 
 
-def test_a_corrupt_filter_shows_everything_and_says_so_once(models):
+def test_a_corrupt_filter_shows_everything_and_says_so_once(data_dir):
     folder = filters_dir() / "broken"
     write_filter(folder)
     (folder / "before.onnx").write_bytes(b"not onnx")
@@ -108,7 +92,7 @@ def test_a_corrupt_filter_shows_everything_and_says_so_once(models):
     s.shutdown()
 
 
-def test_a_promoted_filter_serves_without_a_restart(models):
+def test_a_promoted_filter_serves_without_a_restart(data_dir):
     s = Session(loader=lambda name: ScriptedRuntime("sum(xs)\n"))
     s.load_model()
     assert s.engine.filter.name == "none"
@@ -140,7 +124,7 @@ def telemetry_db(path, n: int, seed: int = 0, flipped: int = 0):
         f.update({"mean_logprob": -0.2 if good else -1.5, "stop=stop": 1.0})
         cid = f"c{i}"
         store.record_request(cid, language="python", model_id="m", completion="x" * 10, features=f,
-                             status="model", feature_version=2, ts=t0 + i)
+                             status="model", feature_version=FEATURE_VERSION, ts=t0 + i)
         store.record_outcome(cid, "shown")
         if good and i % 3 == 0:  # typed through and accepted from the cache: the model call was still worth it
             store.record_request(f"k{i}", language="python", model_id="m", completion="x" * 8, status="cache",
@@ -161,7 +145,7 @@ def test_labels_follow_continuations():
     assert trainer.label(rows) == {"a": (True, 5), "b": (True, 5), "c": (True, 5), "d": (False, 0)}
 
 
-def test_training_writes_a_filter_that_learned_and_promotes_it_only_when_better(models, tmp_path):
+def test_training_writes_a_filter_that_learned_and_promotes_it_only_when_better(data_dir, tmp_path):
     db = telemetry_db(tmp_path / "t.sqlite3", 600)
     assert trainer.main(["--db", str(db), "--name", "first"]) == 0
     assert (filters_dir() / CURRENT).read_text().strip() == "first"
@@ -184,7 +168,7 @@ def test_training_writes_a_filter_that_learned_and_promotes_it_only_when_better(
     assert (filters_dir() / CURRENT).read_text().strip() == "first"
 
 
-def test_an_online_update_continues_the_serving_filter_and_is_promoted_when_better(models, tmp_path):
+def test_an_online_update_continues_the_serving_filter_and_is_promoted_when_better(data_dir, tmp_path):
     assert trainer.main(["--db", str(telemetry_db(tmp_path / "a.sqlite3", 600)), "--name", "first"]) == 0
     first = json.loads((filters_dir() / "first" / "filter.json").read_text())
     # the user's outcomes follow the opposite rule: continuing the serving filter on them must follow the user
@@ -201,7 +185,7 @@ def test_an_online_update_continues_the_serving_filter_and_is_promoted_when_bett
     assert report["stages"]["before"]["log_loss"]["held_out"] < report["stages"]["before"]["log_loss"]["serving"]
 
 
-def test_the_server_updates_its_filter_in_the_background_every_n_outcomes(models, tmp_path, monkeypatch):
+def test_the_server_updates_its_filter_in_the_background_every_n_outcomes(data_dir, tmp_path, monkeypatch):
     from server.options import Options
     assert trainer.main(["--db", str(telemetry_db(tmp_path / "a.sqlite3", 600)), "--name", "first"]) == 0
     db = telemetry_db(tmp_path / "data" / "telemetry.sqlite3", 600, seed=2, flipped=600)  # the user's history
