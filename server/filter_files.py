@@ -4,8 +4,9 @@ A filter is a folder: `filter.json` (name, feature_version, per stage its ONNX f
 thresholds, plus what it was trained on and how it scored) and one ONNX file per stage. The user's filters
 are `<data dir>/filters/<name>/` and `<data dir>/filters/CURRENT` names the promoted one (`python -m
 training.filter` writes both). They sit with the user's data, not with the model weights in the cache folder:
-they are learned from this user's outcomes and cannot be downloaded again. Without a promoted filter the shipped default in
-`models/filter/` serves. The folder is watched, and a newly promoted filter is loaded without a restart.
+they are learned from this user's outcomes and cannot be downloaded again. Without a promoted filter the
+shipped default in `models/filter/` serves. The folder is watched, and a newly promoted filter is loaded
+without a restart.
 """
 from __future__ import annotations
 
