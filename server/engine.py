@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from . import features as feats
@@ -180,10 +180,12 @@ class Engine:
         with self._lock:
             self.history = feats.History(accepted, self.history.seconds_since_last)
 
-    def admit(self, req: Request, settings: Settings = Settings()) -> Result | Admitted:
+    def admit(self, req: Request, settings: Settings = Settings(), *, free: bool = False) -> Result | Admitted:
         """Everything before the model, cheap enough for the event loop: input checks, the language switch,
         the typing-through cache, then features and the filter's decision with the history as it stands
-        when the request arrives. A `Result` is the final answer; `Admitted` goes on to `generate`."""
+        when the request arrives. A `Result` is the final answer; `Admitted` goes on to `generate`.
+        `free`: the request types along with a running generation and will be answered by it (in-flight
+        reuse); it costs no model call, so the filter does not judge it (`judge` does if it must generate)."""
         t0 = time.perf_counter()
         check_input(req)
         if not settings.enabled_for(req.language):
@@ -197,12 +199,19 @@ class Engine:
             self._last_decision_at = now
             history = feats.History(self.history.last_accepted, since, *self._typing(req.uri, now))
         features = feats.extract(req.prefix, req.suffix, req.language, history)
-        decision = decide(self.filter, "before", features, settings.filterAggressiveness, self.explore)
-        filter_ms = (time.perf_counter() - t0) * 1000
+        admitted = Admitted(new_id(), features, Decision(True), t0, (time.perf_counter() - t0) * 1000)
+        return admitted if free else self.judge(admitted, settings)
+
+    def judge(self, admitted: Admitted, settings: Settings = Settings()) -> Result | Admitted:
+        """The filter's first stage: is this request worth a model call?"""
+        t = time.perf_counter()
+        decision = decide(self.filter, "before", admitted.features, settings.filterAggressiveness, self.explore)
+        filter_ms = admitted.filter_ms + (time.perf_counter() - t) * 1000
         if not decision.show:
-            return Result(new_id(), "", "none", reason=Reason.FILTERED, features=features, decision=decision,
-                          model_id=self.runtime.model_id, timings={"filter_ms": filter_ms, "total_ms": filter_ms})
-        return Admitted(new_id(), features, decision, t0, filter_ms)
+            return Result(admitted.id, "", "none", reason=Reason.FILTERED, features=admitted.features,
+                          decision=decision, model_id=self.runtime.model_id,
+                          timings={"filter_ms": filter_ms, "total_ms": filter_ms})
+        return replace(admitted, decision=decision, filter_ms=filter_ms)
 
     def complete(self, req: Request, settings: Settings = Settings(),
                  cancel: threading.Event | None = None) -> Result:

@@ -241,11 +241,14 @@ class GhostlineServer(LanguageServer):
             session.count("input_errors")
             self.warn_once(e.kind, str(e))
             return None
+        reuse = session.options.inflight_reuse
+        flight = self.flights.get(uri)
+        adopt = reuse and flight is not None and flight.serves(req)
         try:
-            got = session.admit(req)
+            got = session.admit(req, free=adopt)
             if got is None:  # the model is still loading
                 await session.wait_loaded()
-                got = session.admit(req)
+                got = session.admit(req, free=adopt)
         except InputError as e:
             self.warn_once(e.kind, str(e))
             return None
@@ -253,9 +256,8 @@ class GhostlineServer(LanguageServer):
             return None
         if isinstance(got, Result):
             return got, req
-        admitted, reuse = got, session.options.inflight_reuse
-        flight = self.flights.get(uri)
-        if reuse and flight is not None and flight.serves(req):
+        admitted = got
+        if adopt:
             try:
                 await asyncio.shield(flight.done)  # $/cancelRequest cancels this wait, not the generation
             except Superseded:  # a newer request replaced it
@@ -265,6 +267,10 @@ class GhostlineServer(LanguageServer):
             else:
                 if (reused := session.from_flight(req)) is not None:
                     return reused, req
+            judged = session.judge(req, admitted)  # it needs a model call of its own now: the filter decides
+            if isinstance(judged, Result):
+                return judged, req
+            admitted = judged
         flight = Flight(req, threading.Event())
         job = self.scheduler.submit(uri, lambda cancel: session.generate(req, admitted, cancel, flight.progress),
                                     flight.cancel)

@@ -145,9 +145,10 @@ class Session:
         return await asyncio.to_thread(self._loaded.wait, timeout)
 
     # --- completions ------------------------------------------------------------------------
-    def admit(self, req: Request) -> Result | Admitted | None:
+    def admit(self, req: Request, *, free: bool = False) -> Result | Admitted | None:
         """`Engine.admit` plus the server's counters: None while the model is still loading (ask again once
-        `wait_loaded` returns). Raises InputError for a request that cannot be completed."""
+        `wait_loaded` returns). Raises InputError for a request that cannot be completed. `free`: a running
+        generation will answer it (see `Engine.admit`)."""
         engine = self.engine
         if engine is None and not self._loaded.is_set():
             return None
@@ -155,13 +156,23 @@ class Session:
         if engine is None:
             return Result("", "", "none", reason=Reason.NO_MODEL)
         try:
-            got = engine.admit(req, self.settings)
+            got = engine.admit(req, self.settings, free=free)
         except InputError:
             self.count("input_errors")
             raise
         if isinstance(got, Result):
             if got.source == "cache":
                 self.count("cache_hits")
+            self._remember(got, req)
+        return got
+
+    def judge(self, req: Request, admitted: Admitted) -> Result | Admitted:
+        """The filter's first stage for a request admitted as free whose generation did not answer it."""
+        engine = self.engine
+        if engine is None:
+            return Result("", "", "none", reason=Reason.NO_MODEL)
+        got = engine.judge(admitted, self.settings)
+        if isinstance(got, Result):
             self._remember(got, req)
         return got
 

@@ -10,7 +10,7 @@ import pytest
 from fakes import FixedFilter, ScriptedRuntime, no_exploration
 from filters import synthetic, write_filter
 
-from server.engine import Engine, Request
+from server.engine import Admitted, Engine, Request
 from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION, History, extract
 from server.filter import Exploration, decide
 from server.filter_files import CURRENT, FilterError, filters_dir, load_filter, promote, watch
@@ -69,6 +69,14 @@ def test_the_answer_stage_drops_an_answer_not_worth_showing():
     assert shown.text == "sum(xs)" and shown.decision.stage == "after" and shown.decision.score == 0.9
 
 
+def test_a_request_a_running_generation_will_answer_is_not_judged_until_it_needs_the_model():
+    engine = Engine(ScriptedRuntime("sum(xs)\n"), filt=FixedFilter(before=0.1), explore=no_exploration())
+    free = engine.admit(REQ, free=True)  # in-flight reuse: it costs no model call
+    assert isinstance(free, Admitted) and free.decision.stage == ""
+    judged = engine.judge(free)  # the generation parted from the typing: now it would need its own call
+    assert judged.reason is Reason.FILTERED and judged.id == free.id and judged.decision.stage == "before"
+
+
 def test_a_request_explored_at_admission_is_shown_whatever_the_answer_stage_says():
     always = Exploration(start=1.0, floor=1.0)
     r = Engine(ScriptedRuntime("sum(xs)\n"), filt=FixedFilter(before=0.1, after=0.1), explore=always).complete(REQ)
@@ -95,7 +103,7 @@ def test_a_corrupt_filter_shows_everything_and_says_so_once(data_dir):
 def test_a_promoted_filter_serves_without_a_restart(data_dir):
     s = Session(loader=lambda name: ScriptedRuntime("sum(xs)\n"))
     s.load_model()
-    assert s.engine.filter.name == "none"
+    assert s.engine.filter.name != "new"  # the shipped default, or none
     changed = threading.Event()
     stop = watch(changed.set)
     write_filter(filters_dir() / "new")
@@ -183,6 +191,15 @@ def test_an_online_update_continues_the_serving_filter_and_is_promoted_when_bett
     assert filt.score("before", word) > filt.score("before", newline)
     report = json.loads((filters_dir() / "online-1" / "report.json").read_text())
     assert report["stages"]["before"]["log_loss"]["held_out"] < report["stages"]["before"]["log_loss"]["serving"]
+
+
+def test_with_no_filter_serving_an_online_update_trains_one_from_zero(data_dir, tmp_path, monkeypatch):
+    import server.filter_files
+    monkeypatch.setattr(server.filter_files, "SHIPPED", tmp_path / "no-shipped-filter")
+    monkeypatch.setattr(trainer, "SHIPPED", tmp_path / "no-shipped-filter")
+    assert trainer.main(["--db", str(telemetry_db(tmp_path / "a.sqlite3", 600)), "--online", "--name", "cold"]) == 0
+    assert (filters_dir() / CURRENT).read_text().strip() == "cold"
+    assert set(load_filter(filters_dir() / "cold").stages) == {"before", "after"}
 
 
 def test_the_server_updates_its_filter_in_the_background_every_n_outcomes(data_dir, tmp_path, monkeypatch):

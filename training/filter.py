@@ -16,10 +16,10 @@ still keeps `KEEP[level]` of the accepted characters. The L2 strength is chosen 
 training rows, and a stage whose held-out log loss is no better than predicting the accept rate is left out. A
 new filter is promoted only if it scores better (log loss summed over the held-out rows of both stages) than the
 one serving now.
-`--online` (the server's background update) starts from the serving filter's coefficients instead of from zero
-and takes a few passes of stochastic gradient descent over the user's rows, so a few hundred outcomes move it
-without undoing what it knew; it is promoted only if it also beats the shipped default on the held-out rows, so
-an update can never serve something worse than what Ghostline ships.
+`--online` (the server's background update) continues the serving filter: it starts from its coefficients (or
+from zero when none serves) and takes a few passes of stochastic gradient descent over the user's rows, so a few
+hundred outcomes move it without undoing what it knew; it is promoted only if it also beats the shipped default
+(when there is one) on the held-out rows, so an update never serves something worse than what Ghostline ships.
 """
 from __future__ import annotations
 
@@ -328,15 +328,17 @@ def main(argv: list[str] | None = None) -> int:
     manifest: dict = {"name": name, "feature_version": FEATURE_VERSION, "created": report["created"], "stages": {}}
     serving = current_folder()
     totals = {"new": 0.0, "serving": 0.0, "shipped": 0.0}
+    if args.ship:  # rebuilt from scratch: a stage left out this time must not linger
+        shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     for stage, all_names in NAMES.items():
         names = tuple(n for n in all_names if not (args.ship and n in CLOCK_FEATURES))
-        start = serving_start(serving, stage) if args.online else None
+        start = serving_start(serving, stage) if args.online else None  # none: trained from zero
         names = start[0] if start else names
         d = stage_data(rows, labels, stage, names)
-        if (args.online and start is None) or len(d.y) < MIN_ROWS or len(set(d.y.tolist())) < 2:
+        if len(d.y) < MIN_ROWS or len(set(d.y.tolist())) < 2:
             print(f"{stage}: {len(d.y)} labelled rows ({int(d.y.sum())} accepted); need {MIN_ROWS} with both "
-                  f"outcomes{' and a serving filter to continue' if args.online else ''}", file=sys.stderr)
+                  "outcomes", file=sys.stderr)
             if args.online and (kept := keep_stage(serving, stage, folder)):  # an update keeps what it cannot redo
                 manifest["stages"][stage] = kept
             continue
