@@ -402,6 +402,7 @@ def create_server(options: Options = Options()) -> GhostlineServer:
                "last_prompt_files": list(ls.session.last_prompt_files),
                "telemetry_pending": ls.session.recorder.pending,
                "outcomes": dict(Counter(o["outcome"] for o in ls.session.outcomes)),
+               "filter": ls.session.filter.name,
                "prompt_tokens_evaluated": engine.runtime.prompt_tokens_evaluated if (
                    engine := ls.session.engine) else 0}
         uri = _as_dict(params).get("uri")

@@ -62,7 +62,7 @@ class Session:
         self.last_prompt_files: tuple[str, ...] = ()  # what the last model prompt named (ghostline/stats)
         self.stats: dict[str, int] = {k: 0 for k in (
             "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty",
-            "inflight_reuses")}
+            "inflight_reuses", "filtered")}
 
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
@@ -216,6 +216,8 @@ class Session:
         return result
 
     def _remember(self, result: Result, req: Request) -> None:
+        if result.reason is Reason.FILTERED:
+            self.count("filtered")
         self.recorder.request(result, req)
         if result.id and result.text:
             self.results[result.id] = (result, req.uri, req.text.count("\n", 0, req.offset))

@@ -57,7 +57,9 @@ async def test_the_filter_gates_before_and_after_the_model_and_the_setting_turns
     open_doc(client, uri, text, "python")
     # stage "before" rejects: no model call at all
     result = await inline(client, uri, line, ch)
-    assert not (result and result.items) and (await stats(client))["model_calls"] == 0
+    got = await stats(client)
+    assert not (result and result.items) and got["model_calls"] == 0
+    assert got["filtered"] == 1 and got["filter"] == "reject-before"
     # a newly promoted filter serves without a restart: it passes the request and drops the answer
     promote_new("reject-after", {"before": 0.0, "after": 1.0})
     for _ in range(100):  # the watcher reloads once the promotion has settled
