@@ -421,6 +421,14 @@ def report_png(report: dict, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def setting_value(text: str):
+    """A setting's value from the command line: JSON when it parses (64, true), else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.simulate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -433,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--telemetry", default="training", choices=("off", "metrics", "training"))
     ap.add_argument("--data-dir", type=Path, help="where the server keeps telemetry (default: next to the report)")
     ap.add_argument("--model", default="")
+    ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="a user setting (docs/protocol.md, e.g. filterAggressiveness=high) for every run")
     ap.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                     help="a pipeline switch for the server (python -m server --option; repeatable)")
     ap.add_argument("--compare", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
@@ -447,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     stamp = time.strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = {"telemetryLevel": args.telemetry, "clientTelemetryEnabled": True, "model": args.model}
+    settings = {"telemetryLevel": args.telemetry, "clientTelemetryEnabled": True, "model": args.model,
+                **{k: setting_value(v) for k, v in (o.partition("=")[::2] for o in args.setting)}}
     runs = {"baseline": tuple(args.option)}
     runs.update({spec: (*args.option, *spec.split(",")) for spec in args.compare})
     reports: dict[str, dict] = {}
@@ -463,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
                                       settings=settings, server_log=args.out / f"server-{tag}.log", options=options,
                                       episodes_max=episodes_max))
         report["meta"] = {"seed": args.seed, "split": args.split, "files": len(files), "wait": args.wait,
-                          "telemetry": args.telemetry, "data_dir": str(data_dir), "options": list(options)}
+                          "telemetry": args.telemetry, "data_dir": str(data_dir), "options": list(options),
+                          "settings": list(args.setting)}
         out = args.out / f"simulate-{tag}.json"
         out.write_text(json.dumps(report, indent=1))
         report_png(report, out.with_suffix(".png"))
