@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         p_train, p_held = model.predict_proba(train.x)[:, 1], model.predict_proba(held.x)[:, 1]
         thr = thresholds(p_train, train)
         held_sweep = sweep(p_held, held)
-        at = {lvl: next((s for s in sweep(p_held, held, np.asarray([t]))), None) for lvl, t in thr.items()}
+        at = {lvl: sweep(p_held, held, np.asarray([t]))[0] for lvl, t in thr.items()}
         loss = log_loss(p_held, held)
         base = log_loss(np.full(len(held.y), float(np.average(train.y, weights=train.w))), held)
         if loss >= base:  # it learned nothing that carries over to newer rows: no better than a constant
