@@ -100,3 +100,21 @@ def test_compared_runs_retype_the_same_bodies_the_same_way(tmp_path):
     assert runs[1]["meta"]["options"] == ["inflight_reuse=false"]
     table = next(out.glob("compare-*.md")).read_text()
     assert "1.00 [1.00, 1.00]" in table
+
+
+@pytest.mark.model
+def test_real_time_typing_gives_the_server_the_typists_rhythm(tmp_path):
+    """--real-time sleeps every gap: the run takes as long as the typing would, and the server measures the
+    typist's rhythm (its typing-speed features), which the virtual clock cannot give it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "geometry.py").write_text(SAMPLE)
+    out = tmp_path / "out"
+    assert main([str(src), "--limit", "1", "--real-time", "--per-file", "1", "--out", str(out),
+                 "--data-dir", str(tmp_path / "data")]) == 0
+    report = json.loads(next(out.glob("simulate-*.json")).read_text())
+    assert report["meta"]["real_time"] and 0.7 <= report["speedup_vs_real_time"] <= 1.05
+    with sqlite3.connect(tmp_path / "data" / "telemetry.sqlite3") as db:
+        gaps = [json.loads(f).get("log_typing_gap", 0.0) for (f,) in db.execute(
+            "SELECT features_json FROM suggestions WHERE features_json IS NOT NULL")]
+    assert gaps and max(gaps) > 0.05  # log1p(seconds): gaps of a tenth of a second and more

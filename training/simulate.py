@@ -170,10 +170,16 @@ def position_of(text: str) -> types.Position:
 
 
 class Simulator:
-    def __init__(self, client: LanguageClient, rng: random.Random, wait: bool, stats: Stats):
+    def __init__(self, client: LanguageClient, rng: random.Random, wait: bool, stats: Stats,
+                 real_time: bool = False):
         self.client, self.rng, self.wait, self.stats = client, rng, wait, stats
+        self.real_time = real_time  # sleep every gap, so the server sees the typist's real rhythm
         self.version = 0
         self.request_id = 0
+
+    async def pause(self, seconds: float) -> None:
+        if self.real_time and seconds > 0:
+            await asyncio.sleep(seconds)
 
     def change(self, uri: str, at: types.Position, text: str) -> None:
         self.version += 1
@@ -220,6 +226,7 @@ class Simulator:
         while typed < len(ep.body):
             if gap > DEBOUNCE_S:  # the debounce fired before the next keystroke: a request goes out
                 s.virtual_s += DEBOUNCE_S
+                await self.pause(DEBOUNCE_S)
                 result, ms = await self.request(uri, position_of(text), gap - DEBOUNCE_S)
                 item = result.items[0] if result and result.items else None
                 if item is not None and item.insert_text:
@@ -255,12 +262,16 @@ class Simulator:
                             keys.insert(ki, ep.body[typed:pos])
                         gap = self.rng.uniform(0.3, 0.8)  # reading and pressing Tab
                         s.virtual_s += gap
+                        await self.pause(gap)
                         continue
                     self.outcome(cid, "ignored", reason="typed_over")
                     s.ignored += 1
                 s.virtual_s += gap - DEBOUNCE_S
+                if ms:  # answered before the next keystroke: the rest of the gap passes
+                    await self.pause(gap - DEBOUNCE_S - ms / 1000)
             else:
                 s.virtual_s += gap
+                await self.pause(gap)
             if ki >= len(keys):
                 break
             key = keys[ki]
@@ -309,7 +320,7 @@ async def drain(stream, log_path: Path) -> None:
 
 async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_file: int,
                    server_env: dict, settings: dict, server_log: Path, options: tuple[str, ...] = (),
-                   episodes_max: int | None = None) -> dict:
+                   episodes_max: int | None = None, real_time: bool = False) -> dict:
     """One run against a fresh server; `options`: NAME=VALUE pipeline switches (python -m server --option).
     Which bodies are retyped depends only on the seed, and each episode types with its own seeded generator:
     runs of one seed retype the same bodies the same way until their suggestions differ. It stops after
@@ -329,7 +340,7 @@ async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_
     await client.initialize_async(types.InitializeParams(
         capabilities=types.ClientCapabilities(), process_id=os.getpid(), initialization_options=settings))
     client.initialized(types.InitializedParams())
-    sim = Simulator(client, rng, wait, stats)
+    sim = Simulator(client, rng, wait, stats, real_time)
     t0 = time.perf_counter()
     episodes = 0
     bar = tqdm(total=limit, desc="suggestions shown", file=sys.stderr)
@@ -438,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--per-file", type=int, default=2, help="function bodies retyped per file")
     ap.add_argument("--wait", action="store_true", help="always wait for the server (deterministic)")
+    ap.add_argument("--real-time", action="store_true",
+                    help="type in real time (every gap slept), so levers that read the clock can be judged; "
+                         "about 4 times slower")
     ap.add_argument("--telemetry", default="training", choices=("off", "metrics", "training"))
     ap.add_argument("--data-dir", type=Path, help="where the server keeps telemetry (default: next to the report)")
     ap.add_argument("--model", default="")
@@ -450,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
                          "table against the run without them (repeatable)")
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "simulate")
     args = ap.parse_args(argv)
+    if args.wait and args.real_time:
+        ap.error("--wait and --real-time exclude each other: one waits for the server, the other for no one")
 
     files = collect_files(args.paths, args.split)
     if not files:
@@ -472,10 +488,10 @@ def main(argv: list[str] | None = None) -> int:
                                       per_file=args.per_file, server_env={"GHOSTLINE_DATA_DIR": str(data_dir),
                                                                           "GHOSTLINE_CONFIG_DIR": f"{data_dir}-key"},
                                       settings=settings, server_log=args.out / f"server-{tag}.log", options=options,
-                                      episodes_max=episodes_max))
+                                      episodes_max=episodes_max, real_time=args.real_time))
         report["meta"] = {"seed": args.seed, "split": args.split, "files": len(files), "wait": args.wait,
                           "telemetry": args.telemetry, "data_dir": str(data_dir), "options": list(options),
-                          "settings": list(args.setting)}
+                          "settings": list(args.setting), "real_time": args.real_time}
         out = args.out / f"simulate-{tag}.json"
         out.write_text(json.dumps(report, indent=1))
         report_png(report, out.with_suffix(".png"))
