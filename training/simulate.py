@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait", action="store_true", help="always wait for the server (deterministic)")
     ap.add_argument("--real-time", action="store_true",
                     help="type in real time (every gap slept), so levers that read the clock can be judged; "
-                         "about 4 times slower")
+                         "about 2.4 times slower")
     ap.add_argument("--telemetry", default="training", choices=("off", "metrics", "training"))
     ap.add_argument("--data-dir", type=Path, help="where the server keeps telemetry (default: next to the report)")
     ap.add_argument("--model", default="")
