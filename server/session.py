@@ -92,8 +92,9 @@ class Session:
             log.error("%s", e)
             self.notify("message", {"level": "warning", "text": f"Ghostline: {e}; showing every suggestion"})
             filt = NoFilter()
-        if filt.name != self.filter.name:
-            log.info("filter: %s", filt.name)
+        if filt.name == self.filter.name:  # the watcher also fires for filters written but not promoted
+            return
+        log.info("filter: %s", filt.name)
         self.filter = filt
         if self.engine is not None:
             self.engine.set_filter(filt)

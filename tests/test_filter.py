@@ -114,6 +114,12 @@ def test_a_promoted_filter_serves_without_a_restart(data_dir):
             break
         threading.Event().wait(0.1)
     assert s.engine.filter.name == "new"
+    explore = s.engine.explore
+    changed.clear()
+    write_filter(filters_dir() / "written-not-promoted")  # a background update that lost
+    assert changed.wait(10)
+    threading.Event().wait(0.5)
+    assert s.engine.filter.name == "new" and s.engine.explore is explore  # nothing reloaded or reset
     stop()
     s.shutdown()
 
