@@ -68,7 +68,8 @@ def extract(prefix: str, suffix: str, language: str, history: History = History(
     line = prefix.rsplit("\n", 1)[-1]
     rest = suffix.split("\n", 1)[0]
     doc_len = len(prefix) + len(suffix)
-    prev = next((ln for ln in prefix.split("\n")[-2:-40:-1] if ln.strip()), "")
+    # rsplit/split with a limit: the lines near the cursor without splitting a whole (large) document per keystroke
+    prev = next((ln for ln in prefix.rsplit("\n", 40)[-2:-40:-1] if ln.strip()), "")
     word = _WORD.search(line)
     near = prefix[-NEARBY_CHARS:-len(line) or None] + "\n" + suffix[:NEARBY_CHARS]
     # The model copies names from around the cursor: a partly typed word that only a few known names continue
@@ -133,7 +134,7 @@ def extract_answer(text: str, raw: str, prefix: str, suffix: str, language: str,
     lps = [max(MIN_LOGPROB, lp) for lp in token_logprobs] or [0.0]
     lines = text.split("\n")
     shown = [max(MIN_LOGPROB, lp) for lp in line_logprobs[:len(lines)]] or [0.0]
-    near = {ln.strip() for ln in prefix.split("\n")[-50:] + suffix.split("\n")[:50] if ln.strip()}
+    near = {ln.strip() for ln in prefix.rsplit("\n", 50)[-50:] + suffix.split("\n", 50)[:50] if ln.strip()}
     content = [ln.strip() for ln in lines if ln.strip()]
     ok = parses(language, prefix + text + suffix) if text else None
     f: dict[str, float] = {

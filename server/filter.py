@@ -67,10 +67,12 @@ class OnnxStage:
     def score(self, features: dict[str, float]) -> float:
         import numpy as np
 
-        x = np.asarray([vectorize(features, self.names)], dtype=np.float32)
+        return float(self.scores(np.asarray([vectorize(features, self.names)], dtype=np.float32))[0])
+
+    def scores(self, x):
+        """p(accept) for each row of `x` (float32, columns in `names` order)."""
         with self._lock:
-            probs = self.session.run(["probabilities"], {self.input: x})[0]
-        return float(probs[0][1])
+            return self.session.run(["probabilities"], {self.input: x})[0][:, 1]
 
 
 class LearnedFilter:
@@ -120,13 +122,11 @@ class Exploration:
 
 
 def decide(filt: Filter, stage: str, features: dict[str, float], aggressiveness: str,
-           explore: Exploration | None = None) -> Decision:
+           explore: Exploration) -> Decision:
     score = filt.score(stage, features)
     if score is None or aggressiveness == "off":
         return Decision(True, score, filter=filt.name, stage=stage if score is not None else "")
     if score >= filt.threshold(stage, aggressiveness):
         return Decision(True, score, filter=filt.name, stage=stage)
-    if explore is None:
-        return Decision(False, score, propensity=0.0, filter=filt.name, stage=stage)
     shown, p = explore.draw()
     return Decision(shown, score, exploration=shown, propensity=p, filter=filt.name, stage=stage)

@@ -13,7 +13,7 @@ def synthetic(n: int, names: tuple[str, ...], seed: int = 0) -> trainer.StageDat
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, len(names))).astype(np.float32)
     y = (x[:, 0] - x[:, 1] + rng.normal(scale=0.5, size=n) > 0).astype(np.int64)
-    return trainer.StageData(x, y, np.ones(n), y * rng.integers(1, 40, size=n), np.arange(n, dtype=float))
+    return trainer.StageData(x, y, np.ones(n), y * rng.integers(1, 40, size=n))
 
 
 def write_filter(folder, thresholds: dict[str, float] | None = None) -> None:

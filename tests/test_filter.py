@@ -12,7 +12,7 @@ from filters import synthetic, write_filter
 
 from server.engine import Admitted, Engine, Request
 from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION, History, extract
-from server.filter import Exploration, decide
+from server.filter import Exploration, OnnxStage, decide
 from server.filter_files import CURRENT, FilterError, filters_dir, load_filter, promote, watch
 from server.names import Reason
 from server.session import Session
@@ -33,7 +33,7 @@ def test_onnxruntime_scores_what_scikit_learn_scores(tmp_path):
     model = trainer.fit(d)
     path = tmp_path / "before.onnx"
     path.write_bytes(trainer.to_onnx(model, len(BEFORE_NAMES)))
-    ours = trainer.onnx_scores(path, d.x)
+    ours = OnnxStage(path, BEFORE_NAMES, {}).scores(d.x)  # the class the server scores with
     assert np.max(np.abs(ours - model.predict_proba(d.x)[:, 1])) < 1e-5
     assert trainer.auc(ours, d) > 0.8  # it learned the rule, so the comparison is not between two constants
 

@@ -54,14 +54,19 @@ def test_episodes_remove_a_body_and_keep_the_rest(tmp_path):
         assert ep.before + ep.body + ep.after == SAMPLE
 
 
-@pytest.mark.model
-def test_smoke_run_leaves_metrics_and_a_telemetry_database(tmp_path):
+def run_on_sample(tmp_path, *args: str):
+    """`python -m training.simulate` over SAMPLE with `args`; the report folder."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "geometry.py").write_text(SAMPLE)
     out = tmp_path / "out"
-    assert main([str(src), "--limit", "3", "--wait", "--per-file", "3", "--out", str(out),
-                 "--data-dir", str(tmp_path / "data")]) == 0
+    assert main([str(src), "--out", str(out), *args]) == 0
+    return out
+
+
+@pytest.mark.model
+def test_smoke_run_leaves_metrics_and_a_telemetry_database(tmp_path):
+    out = run_on_sample(tmp_path, "--limit", "3", "--wait", "--per-file", "3", "--data-dir", str(tmp_path / "data"))
     report = json.loads(next(out.glob("simulate-*.json")).read_text())
     assert report["shown"] >= 1 and report["keystrokes"] > 0 and report["model_calls"] >= 1
     assert 0 <= report["accept_rate"] <= 1 and report["time_to_ghost_text_ms"]["p50"] > 0
@@ -89,12 +94,8 @@ def test_ratio_interval_is_paired_over_episodes():
 def test_compared_runs_retype_the_same_bodies_the_same_way(tmp_path):
     """--compare: the second run types exactly the baseline's episodes; with a switch that changes nothing
     (here the default, spelled out) every episode's counters are equal and the ratios are 1 [1, 1]."""
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "geometry.py").write_text(SAMPLE)
-    out = tmp_path / "out"
-    assert main([str(src), "--limit", "2", "--wait", "--per-file", "3", "--out", str(out),
-                 "--telemetry", "off", "--compare", "inflight_reuse=false"]) == 0
+    out = run_on_sample(tmp_path, "--limit", "2", "--wait", "--per-file", "3", "--telemetry", "off",
+                        "--compare", "inflight_reuse=false")
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("simulate-*.json"))]
     assert len(runs) == 2 and runs[0]["per_episode"] == runs[1]["per_episode"]
     assert runs[1]["meta"]["options"] == ["inflight_reuse=false"]
@@ -106,12 +107,8 @@ def test_compared_runs_retype_the_same_bodies_the_same_way(tmp_path):
 def test_real_time_typing_gives_the_server_the_typists_rhythm(tmp_path):
     """--real-time sleeps every gap: the run takes as long as the typing would, and the server measures the
     typist's rhythm (its typing-speed features), which the virtual clock cannot give it."""
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "geometry.py").write_text(SAMPLE)
-    out = tmp_path / "out"
-    assert main([str(src), "--limit", "1", "--real-time", "--per-file", "1", "--out", str(out),
-                 "--data-dir", str(tmp_path / "data")]) == 0
+    out = run_on_sample(tmp_path, "--limit", "1", "--real-time", "--per-file", "1",
+                        "--data-dir", str(tmp_path / "data"))
     report = json.loads(next(out.glob("simulate-*.json")).read_text())
     assert report["meta"]["real_time"] and 0.7 <= report["speedup_vs_real_time"] <= 1.05
     with sqlite3.connect(tmp_path / "data" / "telemetry.sqlite3") as db:

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION
+from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION, vectorize
+from server.filter import OnnxStage
 from server.filter_files import MANIFEST, SHIPPED, FilterError, current_folder, filters_dir, load_filter, promote
 from server.telemetry import default_db_path, open_snapshot, suggestions
 
@@ -52,7 +53,6 @@ MIN_ROWS = 200  # per stage; fewer and the filter stays as it is
 ONLINE_PASSES = 5  # SGD epochs over the user's rows when updating the serving filter
 ONLINE_STEP = 0.01
 NAMES = {"before": BEFORE_NAMES, "after": AFTER_NAMES}
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -61,7 +61,9 @@ class StageData:
     y: np.ndarray  # 1 = accepted (itself or a continuation)
     w: np.ndarray  # inverse propensity
     chars: np.ndarray  # characters accepted (0 for a rejection)
-    ts: np.ndarray
+
+    def take(self, rows) -> StageData:
+        return StageData(self.x[rows], self.y[rows], self.w[rows], self.chars[rows])
 
 
 # --- load ---------------------------------------------------------------------------------------
@@ -116,19 +118,15 @@ def stage_data(rows: list[dict], labels: dict, stage: str, names: tuple[str, ...
         explored = r.get("exploration") and r.get("filter_stage") in (stage, "before")
         return 1.0 / r["propensity"] if explored and r.get("propensity") else 1.0
     return StageData(
-        x=np.asarray([[float(r["features"].get(n, 0.0)) for n in names] for r in keep], dtype=np.float32)
-        .reshape(len(keep), len(names)),
+        x=np.asarray([vectorize(r["features"], names) for r in keep], dtype=np.float32).reshape(len(keep), len(names)),
         y=np.asarray([labels[r["completion_id"]][0] for r in keep], dtype=np.int64),
         w=np.asarray([weight(r) for r in keep], dtype=np.float64),
-        chars=np.asarray([labels[r["completion_id"]][1] for r in keep], dtype=np.float64),
-        ts=np.asarray([r["ts"] for r in keep], dtype=np.float64))
+        chars=np.asarray([labels[r["completion_id"]][1] for r in keep], dtype=np.float64))
 
 
 def split(d: StageData, holdout: float) -> tuple[StageData, StageData]:
     cut = int(len(d.y) * (1 - holdout))
-    def part(s: slice) -> StageData:
-        return StageData(d.x[s], d.y[s], d.w[s], d.chars[s], d.ts[s])
-    return part(slice(0, cut)), part(slice(cut, None))
+    return d.take(slice(0, cut)), d.take(slice(cut, None))
 
 
 # --- train --------------------------------------------------------------------------------------
@@ -156,7 +154,7 @@ def cv_loss(model, d: StageData, folds: int = 5) -> float:
         if len(set(d.y[rest].tolist())) < 2:
             continue
         m = clone(model).fit(d.x[rest], d.y[rest], logisticregression__sample_weight=d.w[rest])
-        part = StageData(d.x[k], d.y[k], d.w[k], d.chars[k], d.ts[k])
+        part = d.take(k)
         losses.append(log_loss(m.predict_proba(part.x)[:, 1], part))
     return float(np.mean(losses)) if losses else float("inf")
 
@@ -240,12 +238,6 @@ def to_onnx(model, n_features: int) -> bytes:
     onx = convert_sklearn(model, initial_types=[("features", FloatTensorType([None, n_features]))],
                           options={id(clf): {"zipmap": False}}, target_opset=15)
     return onx.SerializeToString()
-
-
-def onnx_scores(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return sess.run(["probabilities"], {sess.get_inputs()[0].name: x})[0][:, 1]
 
 
 def report_png(report: dict, path: Path) -> None:
@@ -373,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             "calibration": calibration(p_held, held), "sweep": held_sweep}
         # export
         (folder / f"{stage}.onnx").write_bytes(to_onnx(model, len(names)))
-        gap = float(np.max(np.abs(onnx_scores(folder / f"{stage}.onnx", held.x) - p_held))) if len(held.y) else 0.0
+        served = OnnxStage(folder / f"{stage}.onnx", names, thr)  # what the server will run
+        gap = float(np.max(np.abs(served.scores(held.x) - p_held))) if len(held.y) else 0.0
         if gap > 1e-4:
             raise SystemExit(f"{stage}: onnxruntime and scikit-learn disagree by {gap:.2g}; not writing the filter")
         report["stages"][stage]["onnx_max_abs_diff"] = gap
