@@ -16,13 +16,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from .dirs import data_dir
 from .features import FEATURE_VERSION
 from .filter import STAGES, LearnedFilter, OnnxStage
+from .watch import watch_folder
 
 log = logging.getLogger(__name__)
 
@@ -74,41 +74,9 @@ def promote(folder: Path) -> None:
 
 
 def watch(on_change: Callable[[], None]) -> Callable[[], None] | None:
-    """Call `on_change` when the filters folder changes (watchdog); returns a stop function, or None when the
-    folder cannot be watched (the filter then changes only at the next start)."""
-    try:
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-    except ImportError:
-        return None
-    timer: list[threading.Timer] = []
-
-    class Handler(FileSystemEventHandler):
-        def on_any_event(self, event) -> None:
-            if event.event_type in ("opened", "closed_no_write"):
-                return
-            for t in timer:  # a promotion writes several files: reload once, when they have settled
-                t.cancel()
-            timer[:] = [threading.Timer(0.3, on_change)]
-            timer[0].daemon = True
-            timer[0].start()
-
-    d = filters_dir()
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        observer = Observer()
-        observer.schedule(Handler(), str(d), recursive=True)
-        observer.daemon = True
-        observer.start()
-    except OSError as e:
-        log.warning("cannot watch %s for new filters: %s", d, e)
-        return None
-
-    def stop() -> None:
-        observer.stop()
-        for t in timer:
-            t.cancel()
-    return stop
+    """Call `on_change` when the filters folder changes; returns a stop function, or None when the folder
+    cannot be watched (the filter then changes only at the next start)."""
+    return watch_folder(filters_dir(), on_change)
 
 
 def start_update(db: Path) -> subprocess.Popen | None:

@@ -1,8 +1,13 @@
 """The LoRA adapters trained for the base models (whose manifests are in models/, read by server/models.py).
 
 An adapter lives in `<models dir>/adapters/<name>/`: `adapter.gguf` and `adapter.json`
-({"name", "base", "file", "sha256"}). `base` is the identity (`name@sha8`) of the base model it was trained
-on, and an adapter is only ever loaded onto that base: the same weights on another base are noise.
+({"name", "base", "file", "sha256"}, plus what training.finetune records: data, split, metrics, date).
+`base` is the identity (`name@sha8`) of the base model it was trained on, and an adapter is only ever loaded
+onto that base: the same weights on another base are noise.
+
+`adapters/promoted.json` says which adapter serves each base: {base identity: [names, newest last]}. The
+last one serves (the server watches the file and swaps without a restart); rollback drops it, and the one
+before serves again (or the bare base model).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ log = logging.getLogger(__name__)
 
 ADAPTER_FILE = "adapter.gguf"
 ADAPTER_MANIFEST = "adapter.json"
+PROMOTED = "promoted.json"
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,9 @@ def resolve_adapter(name: str, base: ResolvedModel) -> Adapter:
     return a
 
 
-def register_adapter(name: str, base: ResolvedModel, gguf: Path) -> Adapter:
-    """Copy a trained adapter into the registry (replacing one of the same name) and describe it."""
+def register_adapter(name: str, base: ResolvedModel, gguf: Path, about: dict | None = None) -> Adapter:
+    """Copy a trained adapter into the registry (replacing one of the same name) and describe it; `about`
+    (training data, held-out split, metrics, date) goes into the manifest beside the required keys."""
     folder = adapters_dir() / name
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (ADAPTER_FILE + ".partial")
@@ -76,5 +83,50 @@ def register_adapter(name: str, base: ResolvedModel, gguf: Path) -> Adapter:
     tmp.replace(folder / ADAPTER_FILE)
     a = Adapter(name, base.identity, folder / ADAPTER_FILE, sha256_file(folder / ADAPTER_FILE))
     (folder / ADAPTER_MANIFEST).write_text(json.dumps(
-        {"name": a.name, "base": a.base, "file": ADAPTER_FILE, "sha256": a.sha256}, indent=1) + "\n")
+        {**(about or {}), "name": a.name, "base": a.base, "file": ADAPTER_FILE, "sha256": a.sha256}, indent=1) + "\n")
     return a
+
+
+def _promotions() -> dict[str, list[str]]:
+    try:
+        d = json.loads((adapters_dir() / PROMOTED).read_text())
+        return {k: [str(n) for n in v] for k, v in d.items() if isinstance(v, list)} if isinstance(d, dict) else {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        log.warning("ignoring %s: %s", adapters_dir() / PROMOTED, e)
+        return {}
+
+
+def _write_promotions(d: dict[str, list[str]]) -> None:
+    path = adapters_dir() / PROMOTED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps(d, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def promoted(base: str) -> str | None:
+    """The name of the adapter serving `base` (an identity), or None: the bare base model."""
+    names = _promotions().get(base) or []
+    return names[-1] if names else None
+
+
+def promote(name: str, base: ResolvedModel) -> Adapter:
+    """Serve adapter `name` on `base` from now on (checked first; raises ModelError)."""
+    a = resolve_adapter(name, base)
+    d = _promotions()
+    d[base.identity] = [n for n in d.get(base.identity, []) if n != name] + [name]
+    _write_promotions(d)
+    return a
+
+
+def rollback(base: ResolvedModel) -> str | None:
+    """Stop serving the newest promoted adapter on `base`; returns the one serving now (None: the base)."""
+    d = _promotions()
+    names = d.get(base.identity, [])
+    if not names:
+        raise ModelError(f"no adapter is promoted for {base.identity}")
+    d[base.identity] = names[:-1]
+    _write_promotions(d)
+    return promoted(base.identity)

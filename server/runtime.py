@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .models import ModelError, ResolvedModel, resolve
 from .options import Options
-from .registry import Adapter, resolve_adapter
+from .registry import Adapter, promoted, resolve_adapter
 from .templates import FimTemplate, get_template
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ class LlamaRuntime:
                              f"run `python -m server.models verify`") from e
         self.n_ctx = n_ctx
         self.adapter = adapter
+        self.notice: str | None = None  # a problem worth telling the user, though the model serves
         self.prompt_tokens_evaluated = 0  # over all calls, cancelled ones included (ghostline/stats)
         self.load_ms = (time.perf_counter() - t0) * 1000
         self.n_vocab = self.llm.n_vocab()
@@ -230,9 +231,30 @@ class LlamaRuntime:
                           (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprobs, line_starts, steps)
 
 
+PROMOTED_ADAPTER = "promoted"
+
+
 def load_runtime(model: str | None, adapter: str | None = None, *, n_ctx: int = Options.context_tokens) -> LlamaRuntime:
     """Resolve a model (manifest name, .gguf path, or the default) and an adapter trained for it, and load
-    them; the context window is `n_ctx`, capped by what the model's manifest says it was trained for."""
+    them; the context window is `n_ctx`, capped by what the model's manifest says it was trained for.
+    `adapter`: a name in the registry, None for none, or PROMOTED_ADAPTER for the one promoted for this base
+    (what the server serves); a promoted adapter that cannot be loaded leaves the base serving, with a warning."""
     base = resolve(model)
-    lora = resolve_adapter(adapter, base) if adapter else None
-    return LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx))
+    lora, notice = None, None
+    if adapter == PROMOTED_ADAPTER:
+        name = promoted(base.identity)
+        try:
+            lora = resolve_adapter(name, base) if name else None
+        except ModelError as e:
+            notice = f"serving {base.name} without its promoted adapter: {e}"
+            log.warning("%s", notice)
+    elif adapter:
+        lora = resolve_adapter(adapter, base)
+    runtime = LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx))
+    runtime.notice = notice
+    return runtime
+
+
+def serving_runtime(model: str | None) -> LlamaRuntime:
+    """The server's model: `model` with its promoted adapter."""
+    return load_runtime(model, PROMOTED_ADAPTER)

@@ -20,9 +20,11 @@ from .filter_files import SHIPPED, FilterError, current_folder, load_filter, sta
 from .models import ModelError
 from .names import OUTCOMES, Reason, ServerState
 from .options import Options
-from .runtime import Cancelled, load_runtime
+from .registry import adapters_dir, promoted
+from .runtime import Cancelled, serving_runtime
 from .settings import Settings, parse_settings
 from .telemetry import Accepted, Recorder, TelemetryStore
+from .watch import watch_folder
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ Notify = Callable[[str, dict], None]
 
 class Session:
     def __init__(self, notify: Notify = lambda kind, payload: None,
-                 loader: Callable[[str], Any] = load_runtime,
+                 loader: Callable[[str], Any] = serving_runtime,
                  document_text: Callable[[str], str | None] = lambda uri: None,
                  store: TelemetryStore | None = None, options: Options = Options()):
         self.notify = notify
@@ -126,13 +128,18 @@ class Session:
             self.set_state(ServerState.LOADING, f"loading {name or 'default model'}")
             if self._unwatch is None:
                 self.load_filter()
-                if self.options.filter == "current":  # a newly promoted filter serves without a restart
-                    self._unwatch = watch(self.load_filter) or (lambda: None)
+                # a newly promoted filter or adapter serves without a restart
+                stops = [watch(self.load_filter) if self.options.filter == "current" else None]
+                if self.loader is serving_runtime:
+                    stops.append(watch_folder(adapters_dir(), self._adapter_changed))
+                self._unwatch = lambda: [stop() for stop in stops if stop]
             try:
                 runtime = self.loader(name)
                 self.engine = Engine(runtime, options=self.options, filt=self.filter)
                 self.error = None
                 log.info("model ready: %s", runtime.model_id)
+                if getattr(runtime, "notice", None):
+                    self.notify("message", {"level": "warning", "text": f"Ghostline: {runtime.notice}"})
             except (ModelError, ValueError, OSError) as e:
                 self.engine = None
                 self.error = str(e)
@@ -141,6 +148,17 @@ class Session:
             finally:
                 self._loaded.set()
             self.set_state(self._idle_state(), self.error)
+
+    def _adapter_changed(self) -> None:
+        """The adapters folder changed: reload when another adapter is now promoted for the serving model."""
+        engine = self.engine
+        if engine is None or not self._loaded.is_set():
+            return
+        runtime = engine.runtime
+        now = getattr(getattr(runtime, "adapter", None), "name", None)
+        if promoted(runtime.model.identity) != now:
+            log.info("promoted adapter changed: reloading %s", runtime.model.identity)
+            self.load_model_async()
 
     async def wait_loaded(self, timeout: float = 600) -> bool:
         return await asyncio.to_thread(self._loaded.wait, timeout)

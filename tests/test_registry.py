@@ -57,3 +57,47 @@ def test_a_broken_entry_is_skipped_and_a_missing_file_refused(tmp_path, bases, c
         {"name": "gone", "base": a.identity, "file": "adapter.gguf", "sha256": "cc" * 32}))
     with pytest.raises(ModelError, match="missing"):
         registry.resolve_adapter("gone", a)
+
+
+def test_promotion_serves_the_newest_and_rollback_returns_to_the_one_before(tmp_path, bases):
+    a, b = bases
+    registry.register_adapter("v1", a, lora(tmp_path, b"1"))
+    registry.register_adapter("v2", a, lora(tmp_path, b"2"))
+    assert registry.promoted(a.identity) is None
+    registry.promote("v1", a)
+    registry.promote("v2", a)
+    assert registry.promoted(a.identity) == "v2" and registry.promoted(b.identity) is None
+    with pytest.raises(ModelError, match="trained for"):
+        registry.promote("v1", b)  # never onto another base
+    assert registry.rollback(a) == "v1"
+    assert registry.rollback(a) is None  # the bare base serves again
+    with pytest.raises(ModelError, match="no adapter is promoted"):
+        registry.rollback(a)
+
+
+def test_a_corrupt_promotions_file_means_no_adapter(tmp_path, bases, caplog):
+    a, _ = bases
+    registry.adapters_dir().mkdir(parents=True)
+    (registry.adapters_dir() / registry.PROMOTED).write_text("{broken")
+    with caplog.at_level(logging.WARNING):
+        assert registry.promoted(a.identity) is None
+    assert "ignoring" in caplog.text
+
+
+def test_the_cli_refuses_an_adapter_that_did_worse_held_out(tmp_path, bases, monkeypatch, capsys):
+    from training import models
+    a, _ = bases
+    monkeypatch.setattr(models, "resolve", lambda name: a)
+    metrics = {"before": {"loss": 1.0, "p_eot": 0.1}, "after": {"loss": 1.2, "p_eot": 0.5}}
+    registry.register_adapter("worse", a, lora(tmp_path, b"w"), {"metrics": metrics})
+    registry.register_adapter("better", a, lora(tmp_path, b"b"), {"metrics": {**metrics, "after": {
+        "loss": 0.6, "p_eot": 0.7}}})
+    assert models.main(["promote", "worse"]) == 1
+    assert "not below the base model's 1.000" in capsys.readouterr().err
+    assert registry.promoted(a.identity) is None
+    assert models.main(["promote", "better"]) == 0 and registry.promoted(a.identity) == "better"
+    assert models.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "* better@" in out and "held-out loss 1.000 -> 0.600" in out
+    assert models.main(["rollback"]) == 0 and registry.promoted(a.identity) is None
+    assert models.main(["promote", "worse", "--force"]) == 0 and registry.promoted(a.identity) == "worse"

@@ -11,10 +11,13 @@ Every system answers every task cold (KV cache cleared, greedy), so a run is rep
 - raw: a raw FIM prompt (as much of the prefix and suffix as fits n_ctx), first generated line;
 - raw_block (block tasks only): the raw call run to end-of-text (128 tokens), cut where it starts
   repeating the suffix;
-- each --ablate NAME=VALUE: the pipeline with one Options switch flipped.
+- each --ablate NAME=VALUE: the pipeline with one Options switch flipped;
+- each --adapter NAME: the pipeline on the model with that LoRA adapter (training.finetune) applied.
 Scores: exact, edit similarity, first-line exact, the file still parses after accepting (Python `ast`,
 tree-sitter for JavaScript/TypeScript), doctests where they exercise the hole, latency and tokens
-evaluated. Differences against the raw call come with a paired bootstrap 95% interval. Rows are appended
+evaluated; for the pipeline's systems also the share of generations that ended with end-of-text (not
+cut by a stop rule or the token budget) and the tokens generated per answer. Differences against the raw
+call come with a paired bootstrap 95% interval. Rows are appended
 to a JSONL file as they finish, so an interrupted run resumes where it stopped; a JSON summary and a PNG
 are written at the end.
 """
@@ -90,7 +93,8 @@ def run_pipeline(engine: Engine, task: Task, others: tuple[tuple[str, str], ...]
             "timings": {k: round(v, 1) for k, v in r.timings.items()}, "raw": r.raw, "multiline": r.multiline,
             "line_logprobs": [round(x, 3) for x in r.line_logprobs],
             "line_start_logprobs": [round(x, 3) for x in r.line_start_logprobs], "stop_reason": r.stop_reason,
-            "branched": r.branched, **({"one_line": r.one_line} if r.one_line else {})}
+            "branched": r.branched, "generated": r.tokens_generated,
+            **({"one_line": r.one_line} if r.one_line else {})}
 
 
 def raw_prompt(rt, task: Task, max_tokens: int) -> str:
@@ -199,6 +203,10 @@ def summarize(rows: list[dict], system: str) -> dict:
     out["exec_pass"], out["exec_n"] = (statistics.fmean(ex) if ex else None), len(ex)
     out["latency_ms"] = percentiles([r[system]["ms"] for r in sel])
     out["tokens_evaluated"] = statistics.fmean(r[system]["tokens"] for r in sel)
+    gen = [r[system] for r in sel if "generated" in r[system]]
+    if gen:
+        out["eos_share"] = statistics.fmean(g["stop_reason"] == "eos" for g in gen)
+        out["generated"] = statistics.fmean(g["generated"] for g in gen)
     return out
 
 
@@ -224,7 +232,7 @@ def build_summary(rows: list[dict], systems: list[str]) -> dict:
         if any("raw_block" in r for r in sel):
             g["pipeline_vs_raw_block"] = compare(sel, "pipeline", "raw_block")
         for s in systems:
-            if s.startswith("ablate:"):
+            if s.startswith(("ablate:", "adapter:")):
                 g[f"{s}_vs_pipeline"] = compare(sel, s, "pipeline")
         out[name] = {k: v for k, v in g.items() if v}
     return out
@@ -239,9 +247,13 @@ def _ci(c: dict, bold: str = "") -> str:
     return f"{b}{c['diff']:+.3f}{b} [{c['lo']:+.3f}, {c['hi']:+.3f}]"
 
 
+def _pair(a: dict, b: dict, key: str, fmt: str) -> str:
+    return f"{a[key]:{fmt}} / {b[key]:{fmt}}" if key in a and key in b else "-"
+
+
 def table(summary: dict) -> str:
     lines = [f"{'group':22s} {'system':28s} {'n':>4s} {'exact':>6s} {'ES':>6s} {'1st':>6s} {'parse':>6s} "
-             f"{'shown':>6s} {'P50 ms':>7s} {'P90':>6s} {'P99':>6s} {'tok':>5s}"]
+             f"{'shown':>6s} {'P50 ms':>7s} {'P90':>6s} {'P99':>6s} {'tok':>5s} {'eos':>5s} {'gen':>5s}"]
     for name, g in summary.items():
         for system, s in g.items():
             if "_vs_" in system:
@@ -249,7 +261,8 @@ def table(summary: dict) -> str:
             lat = s["latency_ms"]
             lines.append(f"{name:22s} {system:28s} {s['n']:4d} {s['exact']:6.3f} {s['es']:6.3f} "
                          f"{s['first_line']:6.3f} {s['parses']:6.3f} {s['shown']:6.2f} {lat['p50']:7.0f} "
-                         f"{lat['p90']:6.0f} {lat['p99']:6.0f} {s['tokens_evaluated']:5.0f}")
+                         f"{lat['p90']:6.0f} {lat['p99']:6.0f} {s['tokens_evaluated']:5.0f}"
+                         + (f" {s['eos_share']:5.2f} {s['generated']:5.1f}" if "generated" in s else ""))
         for key, c in g.items():
             if "_vs_" in key:
                 lines.append(f"{'':22s} {key:28s} exact {_ci(c['exact'])}  ES {_ci(c['es'])}  "
@@ -285,8 +298,8 @@ def markdown(summary: dict) -> str:
                 f"{_ci(c['parses'], '**')} | |"]
     ablations = sorted({k for g in summary.values() for k in g if k.endswith("_vs_pipeline")})
     if ablations:
-        out += ["", "| switch (vs shipped) | group | n | Δ exact | Δ ES | Δ parses | P50 ms switch / shipped |",
-                "|---|---|---|---|---|---|---|"]
+        out += ["", "| switch (vs shipped) | group | n | Δ exact | Δ ES | Δ parses | P50 ms switch / shipped | "
+                "ended with end-of-text | tokens generated |", "|---" * 9 + "|"]
         for key in ablations:
             system = key[:-len("_vs_pipeline")]
             for name, g in summary.items():
@@ -295,9 +308,10 @@ def markdown(summary: dict) -> str:
                 c, a, p = g[key], g[system], g["pipeline"]
                 if c["exact"]["n"] == 0:
                     continue
-                out.append(f"| `{system[len('ablate:'):]}` | {name} | {c['exact']['n']} | {_ci(c['exact'], '**')} | "
+                out.append(f"| `{system.split(':', 1)[1]}` | {name} | {c['exact']['n']} | {_ci(c['exact'], '**')} | "
                            f"{_ci(c['es'], '**')} | {_ci(c['parses'], '**')} | {a['latency_ms']['p50']:.0f} / "
-                           f"{p['latency_ms']['p50']:.0f} |")
+                           f"{p['latency_ms']['p50']:.0f} | {_pair(a, p, 'eos_share', '.2f')} | "
+                           f"{_pair(a, p, 'generated', '.1f')} |")
     return "\n".join(out) + "\n"
 
 
@@ -362,11 +376,12 @@ def parse_ablations(items: list[str], replay_only: bool = False) -> dict[str, Op
 
 
 def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows_path: Path,
-        done: dict[str, dict], split: str) -> list[dict]:
+        done: dict[str, dict], split: str, adapters: tuple[str, ...] = ()) -> list[dict]:
     """Every system on every task; rows are appended to rows_path as they finish."""
     runtime = load_runtime(model)
     engines = {"pipeline": Engine(runtime)}
     engines.update({v: Engine(runtime, options=opts) for v, opts in variants.items()})
+    engines.update({f"adapter:{a}": Engine(load_runtime(model, a)) for a in adapters})
     rows = []
     with rows_path.open("a") as sink:
         for task in tqdm(tasks, desc="evaluating", file=sys.stderr):
@@ -405,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--ablate", action="append", default=[], metavar="NAME=VALUE",
                     help="also run the pipeline with this Options switch (repeatable)")
+    ap.add_argument("--adapter", action="append", default=[], metavar="NAME",
+                    help="also run the pipeline with this adapter from the registry (repeatable)")
     ap.add_argument("--replay", action="append", default=[], metavar="NAME=VALUE",
                     help="a post-processing switch computed from the shipped pipeline's generation, no model "
                          "time (see REPLAYABLE; repeatable)")
@@ -440,12 +457,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resuming {rows_path}: {len(done)} tasks done", file=sys.stderr)
 
     if not args.report:
-        done.update({r["id"]: r for r in run(tasks, variants, args.model, rows_path, done, args.split)})
+        done.update({r["id"]: r for r in run(tasks, variants, args.model, rows_path, done, args.split,
+                                             tuple(args.adapter))})
     # the summary covers every task of the run that has rows (all kinds, not only those just run), and every
     # system found in them
     rows = [done[t.id] for t in every if t.id in done]
     found = {k for r in rows for k in r if isinstance(r[k], dict)}
-    variants = {s: None for s in sorted(found) if s.startswith("ablate:")}
+    variants = {s: None for s in sorted(found) if s.startswith(("ablate:", "adapter:"))}
     by_id = {t.id: t for t in every}
     for r in rows:
         for system, opts in replays.items():

@@ -1,0 +1,302 @@
+"""Teach the model to infill this user's code and to stop: a LoRA adapter trained on fill-in-the-middle
+examples, exported as GGUF for llama.cpp on the same base weights.
+
+    python -m training.finetune                                  # the corpus train split, 30 min on 2 cores
+    python -m training.finetune --workspace ~/src/app            # the user's own code
+    python -m training.finetune --workspace ~/src/app --db ~/.local/share/ghostline/telemetry.sqlite3
+    python -m training.finetune --steps 20 --name quick          # a short try
+
+The shipped model is an instruct model: it infills but does not end the middle (it carries on and repeats
+the suffix, which post-processing then cuts). The loss is on the middle and its end-of-text only, so the
+adapter learns both what to write and where to stop.
+
+Reads top to bottom: config, load (base weights dequantized from the GGUF in use, examples), train
+(resumable: a checkpoint every few steps), evaluate (held-out loss and p(end-of-text) after the middle,
+before and after), export (adapter.gguf + a manifest into the adapter registry, a loss-curve PNG).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from server.dirs import data_dir
+from server.models import resolve
+from server.options import Options
+from server.registry import promote, register_adapter
+from server.templates import get_template
+from training import fim_examples
+from training.corpus import split_dir
+from training.fim_examples import Example
+from training.models import worse_than_base
+
+
+# --- config (defaults) --------------------------------------------------------------------------------------
+@dataclass
+class Config:
+    model: str | None = None  # a manifest name or .gguf path; default: the default model
+    name: str = "fim-sft"  # the adapter's name in the registry
+    workspace: str | None = None  # code to learn from; default: the corpus train split
+    db: str | None = None  # a telemetry database: accepted completions (training level) join the examples
+    examples: int = 1500  # per language, before de-duplication
+    holdout_eval: int = 48  # held-out examples scored before and after
+    steps: int = 180  # optimizer steps (one example each, times grad_accum)
+    grad_accum: int = 1
+    lr: float = 2e-4
+    warmup: int = 10
+    rank: int = 16
+    alpha: float = 32.0
+    targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    max_len: int = 1024  # tokens, prompt + middle; longer examples are skipped
+    checkpoint_every: int = 20
+    seed: int = 0
+    promote: bool = False  # serve the adapter when it did better than the base on the held-out examples
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+def run_dir(name: str) -> Path:
+    return data_dir() / "finetune" / name
+
+
+# --- load -------------------------------------------------------------------------------------------------
+def load_base(gguf: Path):
+    """transformers model + tokenizer dequantized from the GGUF llama.cpp serves (what the adapter is applied to)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    return model, tok
+
+
+def with_lora(model, cfg: Config):
+    from peft import LoraConfig, get_peft_model
+    return get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(cfg.targets),
+                                            lora_dropout=0.0, bias="none"))
+
+
+def encode(ex: Example, tok, eot_id: int, max_len: int) -> dict | None:
+    """Token ids of prompt + middle + end-of-text, and how many at the end carry the loss."""
+    prompt = tok(ex.prompt, add_special_tokens=False).input_ids
+    middle = tok(ex.middle, add_special_tokens=False).input_ids + [eot_id]
+    if len(prompt) + len(middle) > max_len:
+        return None
+    return {"ids": prompt + middle, "n_target": len(middle), "weight": ex.weight}
+
+
+# --- train ------------------------------------------------------------------------------------------------
+def item_loss(model, item: dict):
+    """Mean cross-entropy over the middle and its end-of-text, and p(end-of-text) after the true middle.
+    Logits are computed for the target positions only (logits_to_keep): the 151k-entry head is most of the
+    cost otherwise."""
+    import torch
+    ids = torch.tensor([item["ids"]])
+    k = item["n_target"]
+    logits = model(input_ids=ids, logits_to_keep=k + 1).logits[0, :-1].float()
+    targets = ids[0, -k:]
+    loss = torch.nn.functional.cross_entropy(logits, targets)
+    p_eot = torch.softmax(logits[-1].detach(), -1)[targets[-1]].item()
+    return loss, p_eot
+
+
+def evaluate(model, items: list[dict]) -> dict:
+    import torch
+    losses, p_eot = [], []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for item in tqdm(items, desc="held-out", file=sys.stderr, leave=False):
+            loss, p = item_loss(model, item)
+            losses.append(loss.item())
+            p_eot.append(p)
+    model.train(was_training)
+    return {"loss": float(np.mean(losses)) if losses else None, "p_eot": float(np.mean(p_eot)) if p_eot else None,
+            "n": len(items)}
+
+
+def lr_at(step: int, cfg: Config) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def train(model, items: list[dict], cfg: Config, ckpt: Path | None = None) -> list[float]:
+    """cfg.steps optimizer steps over the items (shuffled by seed, cycled); resumes from ckpt when it holds a
+    run of the same config. Returns the loss of every step."""
+    import torch
+    torch.manual_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    order = list(range(len(items)))
+    random.Random(cfg.seed).shuffle(order)
+    start, losses = 0, []
+    if ckpt and ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        if state["config"] == asdict(cfg):
+            model.load_state_dict(state["lora"], strict=False)
+            opt.load_state_dict(state["optimizer"])
+            start, losses = state["step"], state["losses"]
+            print(f"resuming at step {start} from {ckpt}", file=sys.stderr)
+    model.train()
+    bar = tqdm(range(start, cfg.steps), desc="training", file=sys.stderr, initial=start, total=cfg.steps)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        total = 0.0
+        for j in range(cfg.grad_accum):
+            item = items[order[(step * cfg.grad_accum + j) % len(order)]]
+            loss, _ = item_loss(model, item)
+            (loss * item["weight"] / cfg.grad_accum).backward()
+            total += loss.item() / cfg.grad_accum
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(total)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if ckpt and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+            lora = {k: v for k, v in model.state_dict().items() if "lora_" in k}
+            tmp = ckpt.with_suffix(".partial")
+            torch.save({"config": asdict(cfg), "step": step + 1, "losses": losses, "lora": lora,
+                        "optimizer": opt.state_dict()}, tmp)
+            tmp.replace(ckpt)
+    return losses
+
+
+# --- export -----------------------------------------------------------------------------------------------
+GGUF_NAMES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+              "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+
+
+def lora_tensors(model) -> dict[str, np.ndarray]:
+    """peft's lora_A / lora_B weights under llama.cpp's adapter names (blk.N.attn_q.weight.lora_a, ...)."""
+    out = {}
+    for key, value in model.state_dict().items():
+        if "lora_" not in key:
+            continue
+        parts = key.split(".")
+        layer = parts[parts.index("layers") + 1]
+        proj = next(p for p in parts if p in GGUF_NAMES)
+        ab = "lora_a" if "lora_A" in parts else "lora_b"
+        out[f"blk.{layer}.{GGUF_NAMES[proj]}.weight.{ab}"] = value.detach().float().cpu().numpy()
+    return out
+
+
+def export_gguf(tensors: dict[str, np.ndarray], path: Path, alpha: float, arch: str = "qwen2") -> Path:
+    """An adapter as llama.cpp reads it (general.type adapter, adapter.type lora, adapter.lora.alpha)."""
+    import gguf
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = gguf.GGUFWriter(str(path), arch=arch)
+    w.add_string("general.type", "adapter")
+    w.add_string("adapter.type", "lora")
+    w.add_float32("adapter.lora.alpha", float(alpha))
+    for name, t in tensors.items():
+        w.add_tensor(name, np.ascontiguousarray(t))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def plot(losses: list[float], before: dict, after: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(losses, alpha=0.3, label="step loss")
+    w = 20
+    if len(losses) >= w:
+        ax.plot(range(w - 1, len(losses)), np.convolve(losses, np.ones(w) / w, mode="valid"), label=f"mean of {w}")
+    for res, style, name in ((before, ":", "held-out before"), (after, "--", "held-out after")):
+        if res.get("loss") is not None:
+            ax.axhline(res["loss"], linestyle=style, color="k", label=f"{name}: {res['loss']:.3f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (middle + end-of-text)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- main -------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = Config()
+    for f in ("model", "name", "workspace", "db", "examples", "holdout_eval", "steps", "grad_accum", "lr",
+              "rank", "alpha", "max_len", "seed", "threads"):
+        d = getattr(defaults, f)
+        ap.add_argument("--" + f.replace("_", "-"), dest=f, default=d, type=type(d) if d is not None else str)
+    ap.add_argument("--promote", action="store_true",
+                    help="serve the adapter if it beat the base model on the held-out examples")
+    cfg = Config(**vars(ap.parse_args(argv)))
+
+    import torch
+    torch.set_num_threads(cfg.threads)
+    base = resolve(cfg.model)
+    out = run_dir(cfg.name)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    model, tok = load_base(base.path)
+    print(f"loaded {base.identity} in {time.time() - t0:.0f} s", file=sys.stderr)
+
+    template = get_template(base.fim_template)
+    eot = tok.convert_tokens_to_ids(template.stops[0])
+
+    def count(text: str) -> int:
+        return len(tok(text, add_special_tokens=False).input_ids) if text else 0
+
+    root = Path(cfg.workspace).expanduser() if cfg.workspace else split_dir("train")
+    train_ex, test_ex = fim_examples.from_files(root, cfg.examples, cfg.seed, template, count, Options())
+    if cfg.db:
+        more_train, more_test = fim_examples.from_telemetry(Path(cfg.db).expanduser(), template, count, Options())
+        train_ex, test_ex = train_ex + more_train, test_ex + more_test
+    items = [e for e in (encode(x, tok, eot, cfg.max_len) for x in train_ex) if e]
+    held = [e for e in (encode(x, tok, eot, cfg.max_len) for x in test_ex) if e][:cfg.holdout_eval]
+    if not items:
+        print(f"no training examples under {root}", file=sys.stderr)
+        return 2
+    print(f"{len(items)} training examples, {len(held)} held out ({root})", file=sys.stderr)
+
+    model = with_lora(model, cfg)
+    with model.disable_adapter():
+        before = evaluate(model, held)
+    losses = train(model, items, cfg, out / "checkpoint.pt")
+    after = evaluate(model, held)
+    print(f"held-out loss {before['loss']:.3f} -> {after['loss']:.3f}, "
+          f"p(end-of-text) {before['p_eot']:.3f} -> {after['p_eot']:.3f}", file=sys.stderr)
+
+    gguf = export_gguf(lora_tensors(model), out / "adapter.gguf", cfg.alpha)
+    held_paths = sorted({e.path for e in test_ex})
+    report = {"config": asdict(cfg), "base": base.identity, "date": time.strftime("%Y-%m-%d %H:%M"),
+              "data": {"root": str(root), "train_examples": len(items), "held_out_examples": len(test_ex),
+                       "kinds": sorted({e.kind for e in train_ex}), "telemetry": bool(cfg.db)},
+              "split": {"held_out_paths": held_paths}, "metrics": {"before": before, "after": after},
+              "losses": losses, "minutes": round((time.time() - t0) / 60, 1)}
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot(losses, before, after, out / "loss.png")
+    adapter = register_adapter(cfg.name, base, gguf, {k: v for k, v in report.items() if k != "losses"})
+    print(f"adapter {adapter.identity} -> {adapter.path}\nreport: {out / 'report.json'}, {out / 'loss.png'}",
+          file=sys.stderr)
+    if cfg.promote:
+        why = worse_than_base(report)
+        if why:
+            print(f"not promoted: {why}", file=sys.stderr)
+            return 1
+        promote(cfg.name, base)
+        print(f"promoted: the server now serves {adapter.identity}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

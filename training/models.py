@@ -1,0 +1,78 @@
+"""The adapters trained for the installed models, and which one serves.
+
+    python -m training.models list              # every adapter, its base, held-out metrics; * marks what serves
+    python -m training.models promote NAME      # serve NAME (refused when it did worse than its base held out)
+    python -m training.models rollback          # serve the adapter promoted before (or the bare base model)
+
+A running server swaps to the promoted adapter without a restart (it watches the registry).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from server.models import ModelError, resolve
+from server.registry import ADAPTER_MANIFEST, Adapter, adapters_dir, list_adapters, promote, promoted, rollback
+
+
+def about(a: Adapter) -> dict:
+    try:
+        return json.loads((adapters_dir() / a.name / ADAPTER_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def worse_than_base(manifest: dict) -> str | None:
+    """Why the adapter did worse than its base on its held-out examples, or None. An adapter without held-out
+    metrics is not judged here (it was not written by training.finetune)."""
+    m = manifest.get("metrics") or {}
+    before, after = m.get("before") or {}, m.get("after") or {}
+    if before.get("loss") is None or after.get("loss") is None:
+        return None
+    if after["loss"] >= before["loss"]:
+        return f"held-out loss {after['loss']:.3f} is not below the base model's {before['loss']:.3f}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.models", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="the base model (default: the default model)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list")
+    p = sub.add_parser("promote")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="promote even when it did worse held out")
+    sub.add_parser("rollback")
+    args = ap.parse_args(argv)
+    try:
+        base = resolve(args.model)
+        if args.cmd == "list":
+            serving = promoted(base.identity)
+            for a in list_adapters():
+                m = about(a).get("metrics") or {}
+                before, after = m.get("before") or {}, m.get("after") or {}
+                held = (f"held-out loss {before['loss']:.3f} -> {after['loss']:.3f}, p(end-of-text) "
+                        f"{before['p_eot']:.3f} -> {after['p_eot']:.3f}" if before.get("loss") and after.get("loss")
+                        else "no held-out metrics")
+                mark = "*" if a.base == base.identity and a.name == serving else " "
+                print(f"{mark} {a.identity:32s} on {a.base}  {held}")
+            print(f"serving on {base.identity}: {serving or 'no adapter'}")
+        elif args.cmd == "promote":
+            a = next((x for x in list_adapters() if x.name == args.name), None)
+            why = worse_than_base(about(a)) if a else None
+            if why and not args.force:
+                print(f"not promoted: {why} (--force to promote anyway)", file=sys.stderr)
+                return 1
+            print(f"serving {promote(args.name, base).identity} on {base.identity}")
+        else:
+            print(f"serving {rollback(base) or 'no adapter'} on {base.identity}")
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
