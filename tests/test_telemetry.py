@@ -626,3 +626,43 @@ def test_cli_module_entry_point(paths):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "requested" in r.stdout
+
+
+def test_review_shows_what_fine_tuning_would_use_and_what_is_dropped_is_never_used(paths, tmp_path, monkeypatch,
+                                                                                    capsys):
+    from server.context import estimate_tokens
+    from server.templates import get_template
+    from training import fim_examples
+    monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "gl"))
+    db, _ = paths
+    s = store_at(paths, "training")
+    for cid in ("a1", "a2", "p1", "n1"):
+        request(s, cid, prefix=f"# {cid}\n{PREFIX}")  # identical prompts would be one example
+        s.record_outcome(cid, "shown")
+    s.record_outcome("a1", "accepted")
+    s.record_outcome("a2", "accepted")
+    s.record_outcome("p1", "partial", 3)
+    s.record_outcome("n1", "ignored", reason="typed_over")
+    s.close()
+
+    def used() -> set[str]:
+        train, held = fim_examples.from_telemetry(db, get_template("qwen"), estimate_tokens, holdout=0.0)
+        return {e.path for e in train + held}
+    assert cli.main(["review", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "--- a1" in out and "--- p1" in out and "n1" not in out
+    assert f"\u2590{COMPLETION[:3]}\u258c" in out  # a partial accept: only the part accepted
+    assert "3 accepted completions would be trained on" in out
+    assert used() == {"a1", "a2", "p1"}
+
+    assert cli.main(["review", "--db", str(db), "--drop", "a1", "--drop-files", "secret/*"]) == 0
+    assert "2 accepted completions" in capsys.readouterr().out
+    assert used() == {"a2", "p1"}
+    ws = tmp_path / "ws"
+    for sub in ("app", "secret"):
+        (ws / sub).mkdir(parents=True)
+        (ws / sub / "mod.py").write_text("def f(x):\n    return x\n" * 40)
+    assert [p.relative_to(ws).as_posix() for p in fim_examples.code_files(ws, "python")] == ["app/mod.py"]
+
+    assert cli.main(["review", "--db", str(db), "--restore", "a1", "secret/*"]) == 0
+    assert used() == {"a1", "a2", "p1"} and len(fim_examples.code_files(ws, "python")) == 2

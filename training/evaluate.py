@@ -16,7 +16,7 @@ Every system answers every task cold (KV cache cleared, greedy), so a run is rep
 Scores: exact, edit similarity, first-line exact, the file still parses after accepting (Python `ast`,
 tree-sitter for JavaScript/TypeScript), doctests where they exercise the hole, latency and tokens
 evaluated; for the pipeline's systems also the share of generations that ended with end-of-text (not
-cut by a stop rule or the token budget) and the tokens generated per answer. Differences against the raw
+cut by a stop rule or the token budget) and the characters generated per answer. Differences against the raw
 call come with a paired bootstrap 95% interval. Rows are appended
 to a JSONL file as they finish, so an interrupted run resumes where it stopped; a JSON summary and a PNG
 are written at the end.
@@ -203,9 +203,11 @@ def summarize(rows: list[dict], system: str) -> dict:
     out["exec_pass"], out["exec_n"] = (statistics.fmean(ex) if ex else None), len(ex)
     out["latency_ms"] = percentiles([r[system]["ms"] for r in sel])
     out["tokens_evaluated"] = statistics.fmean(r[system]["tokens"] for r in sel)
-    gen = [r[system] for r in sel if "generated" in r[system]]
+    gen = [r[system] for r in sel if "stop_reason" in r[system]]
     if gen:
         out["eos_share"] = statistics.fmean(g["stop_reason"] == "eos" for g in gen)
+        out["generated_chars"] = statistics.fmean(len(g["raw"]) for g in gen)
+    if all("generated" in g for g in gen) and gen:
         out["generated"] = statistics.fmean(g["generated"] for g in gen)
     return out
 
@@ -253,7 +255,7 @@ def _pair(a: dict, b: dict, key: str, fmt: str) -> str:
 
 def table(summary: dict) -> str:
     lines = [f"{'group':22s} {'system':28s} {'n':>4s} {'exact':>6s} {'ES':>6s} {'1st':>6s} {'parse':>6s} "
-             f"{'shown':>6s} {'P50 ms':>7s} {'P90':>6s} {'P99':>6s} {'tok':>5s} {'eos':>5s} {'gen':>5s}"]
+             f"{'shown':>6s} {'P50 ms':>7s} {'P90':>6s} {'P99':>6s} {'tok':>5s} {'eos':>5s} {'chars':>5s}"]
     for name, g in summary.items():
         for system, s in g.items():
             if "_vs_" in system:
@@ -262,7 +264,7 @@ def table(summary: dict) -> str:
             lines.append(f"{name:22s} {system:28s} {s['n']:4d} {s['exact']:6.3f} {s['es']:6.3f} "
                          f"{s['first_line']:6.3f} {s['parses']:6.3f} {s['shown']:6.2f} {lat['p50']:7.0f} "
                          f"{lat['p90']:6.0f} {lat['p99']:6.0f} {s['tokens_evaluated']:5.0f}"
-                         + (f" {s['eos_share']:5.2f} {s['generated']:5.1f}" if "generated" in s else ""))
+                         + (f" {s['eos_share']:5.2f} {s['generated_chars']:5.0f}" if "eos_share" in s else ""))
         for key, c in g.items():
             if "_vs_" in key:
                 lines.append(f"{'':22s} {key:28s} exact {_ci(c['exact'])}  ES {_ci(c['es'])}  "
@@ -299,7 +301,7 @@ def markdown(summary: dict) -> str:
     ablations = sorted({k for g in summary.values() for k in g if k.endswith("_vs_pipeline")})
     if ablations:
         out += ["", "| switch (vs shipped) | group | n | Δ exact | Δ ES | Δ parses | P50 ms switch / shipped | "
-                "ended with end-of-text | tokens generated |", "|---" * 9 + "|"]
+                "ended with end-of-text | characters generated |", "|---" * 9 + "|"]
         for key in ablations:
             system = key[:-len("_vs_pipeline")]
             for name, g in summary.items():
@@ -311,7 +313,7 @@ def markdown(summary: dict) -> str:
                 out.append(f"| `{system.split(':', 1)[1]}` | {name} | {c['exact']['n']} | {_ci(c['exact'], '**')} | "
                            f"{_ci(c['es'], '**')} | {_ci(c['parses'], '**')} | {a['latency_ms']['p50']:.0f} / "
                            f"{p['latency_ms']['p50']:.0f} | {_pair(a, p, 'eos_share', '.2f')} | "
-                           f"{_pair(a, p, 'generated', '.1f')} |")
+                           f"{_pair(a, p, 'generated_chars', '.0f')} |")
     return "\n".join(out) + "\n"
 
 

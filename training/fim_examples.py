@@ -10,16 +10,20 @@ Sources:
 - accepted completions from training-level telemetry, weighted by how much of them survived.
 A file is held out by a hash of its path (never trained on, scored after training); telemetry events are
 held out by time (the newest share). The held-out paths go into the adapter's manifest.
+What the user dropped in `python -m training.telemetry review` (suggestions by id, files by glob) is never used.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from server.context import build_context
+from server.dirs import data_dir
 from server.options import Options
 from server.telemetry.redact import is_sensitive_path, redact_fim
 from server.telemetry.snapshot import open_snapshot, suggestions
@@ -43,6 +47,33 @@ class Example:
     weight: float = 1.0
 
 
+def exclusions_path() -> Path:
+    return data_dir() / "finetune" / "excluded.json"
+
+
+def excluded() -> dict[str, list[str]]:
+    """{"ids": suggestion ids, "files": path globs} the user dropped from training."""
+    try:
+        d = json.loads(exclusions_path().read_text())
+    except FileNotFoundError:
+        return {"ids": [], "files": []}
+    except (OSError, ValueError) as e:  # unreadable: better to train on nothing than on what was dropped
+        raise SystemExit(f"cannot read {exclusions_path()} ({e}); fix or delete it") from e
+    return {"ids": list(d.get("ids", [])), "files": list(d.get("files", []))}
+
+
+def set_excluded(ids: Iterable[str], files: Iterable[str]) -> None:
+    path = exclusions_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps({"ids": sorted(set(ids)), "files": sorted(set(files))}, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def dropped_file(rel: str, globs: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(Path(rel).name, g) for g in globs)
+
+
 def held_out(path: str, share: float = HOLDOUT) -> bool:
     """Stable per path: the same file is held out in every run, on every machine."""
     return int(hashlib.sha256(path.encode()).hexdigest()[:8], 16) / 2**32 < share
@@ -51,9 +82,10 @@ def held_out(path: str, share: float = HOLDOUT) -> bool:
 def code_files(root: Path, language: str) -> list[Path]:
     """The language's files under root that a user wrote: not vendored, generated or sensitive."""
     out = []
+    globs = excluded()["files"]
     for p in list_files([root], LANG_SUFFIX[language]):
         rel = p.relative_to(root)
-        if set(rel.parts[:-1]) & VENDORED or is_sensitive_path(str(rel)):
+        if set(rel.parts[:-1]) & VENDORED or is_sensitive_path(str(rel)) or dropped_file(rel.as_posix(), globs):
             continue
         try:
             head = p.read_text(encoding="utf-8", errors="replace")[:600]
@@ -94,13 +126,21 @@ def from_files(root: Path, n_per_language: int, seed: int, template: FimTemplate
     return dedupe(train), dedupe(test)
 
 
+def accepted_rows(db: Path) -> list[dict]:
+    """Accepted completions stored with their code (training level, redacted when stored), oldest first,
+    without those the user dropped."""
+    drop = set(excluded()["ids"])
+    with open_snapshot(db, include_code=True) as conn:
+        return [r for r in suggestions(conn, include_code=True)
+                if r.get("accepted") and r.get("completion") and r.get("prefix") is not None
+                and r["completion_id"] not in drop]
+
+
 def from_telemetry(db: Path, template: FimTemplate, count: Callable[[str], int], options: Options = Options(),
                    holdout: float = HOLDOUT) -> tuple[list[Example], list[Example]]:
-    """(train, held out) from accepted completions stored at the training level (already redacted when
-    stored): the accepted part is the middle, weighted by its survival after 30 s when measured."""
-    with open_snapshot(db, include_code=True) as conn:
-        rows = [r for r in suggestions(conn, include_code=True)
-                if r.get("accepted") and r.get("completion") and r.get("prefix") is not None]
+    """(train, held out) from accepted completions: the accepted part is the middle, weighted by its survival
+    after 30 s when measured."""
+    rows = accepted_rows(db)
     out = []
     for r in rows:
         middle = r["completion"][:r["accepted_length"] or len(r["completion"])]

@@ -4,6 +4,7 @@
     python -m training.telemetry export [--db PATH] [-o FILE] [--since-days N]
     python -m training.telemetry snapshot DEST [--db PATH] [--no-code]
     python -m training.telemetry purge  [--db PATH] --yes [--key] [--key-path PATH]
+    python -m training.telemetry review [--db PATH] [--drop ID ...] [--drop-files GLOB ...] [--restore ID|GLOB ...]
 
 `stats` and `export` read a code-free snapshot of the database (taken next to it, removed afterwards),
 never the live file for long. `export` writes JSON lines of metrics only: the raw code columns are never read, even
@@ -212,6 +213,31 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """What `python -m training.finetune --db` would train on, as stored (redacted), and what is dropped;
+    --drop / --drop-files / --restore change that before anything is used."""
+    from training import fim_examples
+    ex = fim_examples.excluded()
+    ids = (set(ex["ids"]) | set(args.drop)) - set(args.restore)
+    files = (set(ex["files"]) | set(args.drop_files)) - set(args.restore)
+    if args.drop or args.drop_files or args.restore:
+        fim_examples.set_excluded(ids, files)
+    db = Path(args.db)
+    rows = fim_examples.accepted_rows(db) if db.exists() else []
+    out = sys.stdout
+    for r in rows[-args.limit:]:
+        when = datetime.fromtimestamp(r["ts"], UTC).strftime("%Y-%m-%d %H:%M")
+        before = "\n".join((r["prefix"] or "").split("\n")[-3:])
+        out.write(f"--- {r['completion_id']}  {when}  {r.get('language') or '?'}  survived "
+                  f"{'?' if r.get('survival_30s') is None else format(r['survival_30s'], '.2f')}\n"
+                  f"{before}\u2590{r['completion'][:r['accepted_length'] or len(r['completion'])]}\u258c\n")
+    out.write(f"{len(rows)} accepted completions would be trained on ({db}); {len(ids)} dropped by id\n")
+    out.write(f"files never trained on (globs): {', '.join(sorted(files)) or 'none'}\n"
+              f"(drop with --drop ID or --drop-files GLOB, undo with --restore; kept in "
+              f"{fim_examples.exclusions_path()})\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, help=f"telemetry database (default: {default_db_path()})")
@@ -234,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--key", action="store_true", help="also delete the per-install hashing key")
     g.add_argument("--key-path", help=f"the key file (default: {default_key_path()})")
     g.set_defaults(func=cmd_purge)
+    r = sub.add_parser("review", parents=[common], help="what fine-tuning would train on; drop items or files")
+    r.add_argument("--drop", nargs="+", default=[], metavar="ID", help="never train on these suggestions")
+    r.add_argument("--drop-files", nargs="+", default=[], metavar="GLOB",
+                   help="never train on workspace files matching these globs (e.g. 'secret/*' or 'config.py')")
+    r.add_argument("--restore", nargs="+", default=[], metavar="ID_OR_GLOB", help="undo a drop")
+    r.add_argument("--limit", type=int, default=50, help="show the newest N (default 50)")
+    r.set_defaults(func=cmd_review)
     return p
 
 
