@@ -265,3 +265,37 @@ def test_the_server_swaps_to_a_promoted_adapter_and_back_without_a_restart(tmp_p
         assert serving(None)
     finally:
         s.shutdown()
+
+
+def test_policy_gradient_pushes_accepted_up_and_rejected_down(tok):
+    pos, neg = encoded(tok, 2)
+    pos["weight"], neg["weight"] = 1.0, -0.25 * 5  # rejected, shown with propensity 0.2
+    # a random model finds everything unlikely: lift the cap that leaves unlikely rejections alone
+    cfg = Config(method="pg", steps=30, lr=5e-2, warmup=2, rank=8, alpha=16, targets=ALL, unlikely=50.0)
+    model = finetune.with_lora(tiny_model(len(tok)), cfg)
+    before = [finetune.evaluate(model, [x])["loss"] for x in (pos, neg)]
+    finetune.train(model, [pos, neg], cfg)
+    after = [finetune.evaluate(model, [x])["loss"] for x in (pos, neg)]
+    assert after[0] < before[0] and after[1] > before[1]
+
+
+def test_outcomes_become_rewards_over_propensities(tmp_path, monkeypatch, tok):
+    from server.telemetry import TelemetryStore
+    monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "gl"))
+    db = tmp_path / "t.sqlite3"
+    s = TelemetryStore("training", db, tmp_path / "key")
+    for cid, p in (("acc", None), ("rej", 0.2), ("unseen", None), ("long", 0.05)):
+        s.record_request(cid, language="python", model_id="m", prefix=f"# {cid}\ndef f(x):\n    return ",
+                         suffix="\n", completion="x + 1" if cid != "long" else "x" * 200, latency={}, features={},
+                         filter_score=None, exploration=p is not None, propensity=p, path="/w/a.py", status="model")
+    for cid in ("acc", "rej", "long"):
+        s.record_outcome(cid, "shown")
+    s.record_outcome("acc", "accepted")
+    s.record_outcome("long", "accepted")
+    s.close()
+    train, held = fim_examples.from_outcomes(db, QWEN, count_with(tok), holdout=0.0)
+    w = {e.path: e.weight for e in train + held}
+    assert set(w) == {"acc", "rej", "long"}  # never shown: no reward, no example
+    assert w["acc"] == pytest.approx(0.75 + 0.25 * 5 / 80)
+    assert w["rej"] == pytest.approx(-0.25 / 0.2)
+    assert w["long"] == pytest.approx(1.0 * 10)  # whole length bonus; 1/0.05 = 20 clipped to 10

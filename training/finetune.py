@@ -5,10 +5,14 @@ examples, exported as GGUF for llama.cpp on the same base weights.
     python -m training.finetune --workspace ~/src/app            # the user's own code
     python -m training.finetune --workspace ~/src/app --db ~/.local/share/ghostline/telemetry.sqlite3
     python -m training.finetune --steps 20 --name quick          # a short try
+    python -m training.finetune --method pg --db ~/.local/share/ghostline/telemetry.sqlite3   # from outcomes
 
 The shipped model is an instruct model: it infills but does not end the middle (it carries on and repeats
 the suffix, which post-processing then cuts). The loss is on the middle and its end-of-text only, so the
-adapter learns both what to write and where to stop.
+adapter learns both what to write and where to stop. `--method sft` (default) imitates the middles;
+`--method pg` is an offline policy gradient on the user's outcomes: each shown completion's likelihood is
+pushed up or down by its reward over the probability it was shown (training.fim_examples.from_outcomes); a
+rejected completion stops being pushed once it is already unlikely (mean loss above `unlikely`).
 
 Reads top to bottom: config, load (base weights dequantized from the GGUF in use, examples), train
 (resumable: a checkpoint every few steps), evaluate (held-out loss and p(end-of-text) after the middle,
@@ -39,10 +43,13 @@ from training.corpus import split_dir
 from training.fim_examples import Example
 from training.models import worse_than_base
 
-
 # --- config (defaults) --------------------------------------------------------------------------------------
+METHODS = ("sft", "pg")
+
+
 @dataclass
 class Config:
+    method: str = "sft"  # sft: imitate the middles; pg: offline policy gradient on outcomes (needs --db)
     model: str | None = None  # a manifest name or .gguf path; default: the default model
     name: str = "fim-sft"  # the adapter's name in the registry
     workspace: str | None = None  # code to learn from; default: the corpus train split
@@ -57,6 +64,7 @@ class Config:
     alpha: float = 32.0
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     max_len: int = 1024  # tokens, prompt + middle; longer examples are skipped
+    unlikely: float = 4.0  # pg: a rejected completion with a mean loss above this (nats) is left alone
     checkpoint_every: int = 20
     seed: int = 0
     promote: bool = False  # serve the adapter when it did better than the base on the held-out examples
@@ -156,6 +164,8 @@ def train(model, items: list[dict], cfg: Config, ckpt: Path | None = None) -> li
         for j in range(cfg.grad_accum):
             item = items[order[(step * cfg.grad_accum + j) % len(order)]]
             loss, _ = item_loss(model, item)
+            if item["weight"] < 0 and loss.item() > cfg.unlikely:
+                continue  # already unlikely: pushing further down only damages the model
             (loss * item["weight"] / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -233,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Config()
+    ap.add_argument("--method", choices=METHODS, default=defaults.method)
     for f in ("model", "name", "workspace", "db", "examples", "holdout_eval", "steps", "grad_accum", "lr",
               "rank", "alpha", "max_len", "seed", "threads"):
         d = getattr(defaults, f)
@@ -257,10 +268,18 @@ def main(argv: list[str] | None = None) -> int:
         return len(tok(text, add_special_tokens=False).input_ids) if text else 0
 
     root = Path(cfg.workspace).expanduser() if cfg.workspace else split_dir("train")
-    train_ex, test_ex = fim_examples.from_files(root, cfg.examples, cfg.seed, template, count, Options())
-    if cfg.db:
-        more_train, more_test = fim_examples.from_telemetry(Path(cfg.db).expanduser(), template, count, Options())
-        train_ex, test_ex = train_ex + more_train, test_ex + more_test
+    if cfg.method == "pg":
+        if not cfg.db:
+            print("--method pg learns from outcomes: give --db (a telemetry database at the training level)",
+                  file=sys.stderr)
+            return 2
+        train_ex, test_ex = fim_examples.from_outcomes(Path(cfg.db).expanduser(), template, count, Options())
+        test_ex = [e for e in test_ex if e.weight > 0]  # held out: how likely it finds what was accepted
+    else:
+        train_ex, test_ex = fim_examples.from_files(root, cfg.examples, cfg.seed, template, count, Options())
+        if cfg.db:
+            more_train, more_test = fim_examples.from_telemetry(Path(cfg.db).expanduser(), template, count)
+            train_ex, test_ex = train_ex + more_train, test_ex + more_test
     items = [e for e in (encode(x, tok, eot, cfg.max_len) for x in train_ex) if e]
     held = [e for e in (encode(x, tok, eot, cfg.max_len) for x in test_ex) if e][:cfg.holdout_eval]
     if not items:
