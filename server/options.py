@@ -61,6 +61,10 @@ class Options:
     trim_overlap: bool = True  # drop a tail of the completion that the suffix already contains
     drop_chat: bool = True  # an instruct model's chat formatting (``` fences) is never code
     line_start_newline: bool = True  # at the start of a line with code, insert a whole line
+    # --- the model ---
+    # The LoRA adapter served on the base model: "promoted" (training.models promote; none until one is),
+    # "none", or an adapter's name in the registry (server.registry).
+    adapter: str = "promoted"
     # --- the show/no-show filter (server.filter) ---
     # current: the promoted filter, else the shipped default (server.filter_files); off; or a filter folder
     filter: str = "current"

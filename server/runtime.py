@@ -237,7 +237,7 @@ PROMOTED_ADAPTER = "promoted"
 def load_runtime(model: str | None, adapter: str | None = None, *, n_ctx: int = Options.context_tokens) -> LlamaRuntime:
     """Resolve a model (manifest name, .gguf path, or the default) and an adapter trained for it, and load
     them; the context window is `n_ctx`, capped by what the model's manifest says it was trained for.
-    `adapter`: a name in the registry, None for none, or PROMOTED_ADAPTER for the one promoted for this base
+    `adapter`: a name in the registry, None or "none" for none, or PROMOTED_ADAPTER for the one promoted for this base
     (what the server serves); a promoted adapter that cannot be loaded leaves the base serving, with a warning."""
     base = resolve(model)
     lora, notice = None, None
@@ -248,13 +248,9 @@ def load_runtime(model: str | None, adapter: str | None = None, *, n_ctx: int = 
         except ModelError as e:
             notice = f"serving {base.name} without its promoted adapter: {e}"
             log.warning("%s", notice)
-    elif adapter:
+    elif adapter and adapter != "none":
         lora = resolve_adapter(adapter, base)
     runtime = LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx))
     runtime.notice = notice
     return runtime
 
-
-def serving_runtime(model: str | None) -> LlamaRuntime:
-    """The server's model: `model` with its promoted adapter."""
-    return load_runtime(model, PROMOTED_ADAPTER)

@@ -21,7 +21,7 @@ from .models import ModelError
 from .names import OUTCOMES, Reason, ServerState
 from .options import Options
 from .registry import adapters_dir, promoted
-from .runtime import Cancelled, serving_runtime
+from .runtime import PROMOTED_ADAPTER, Cancelled, load_runtime
 from .settings import Settings, parse_settings
 from .telemetry import Accepted, Recorder, TelemetryStore
 from .watch import watch_folder
@@ -33,12 +33,14 @@ Notify = Callable[[str, dict], None]
 
 class Session:
     def __init__(self, notify: Notify = lambda kind, payload: None,
-                 loader: Callable[[str], Any] = serving_runtime,
+                 loader: Callable[[str], Any] | None = None,
                  document_text: Callable[[str], str | None] = lambda uri: None,
                  store: TelemetryStore | None = None, options: Options = Options()):
         self.notify = notify
         self.options = options
-        self.loader = loader
+        # the model with the adapter options.adapter names (tests give a loader of fakes)
+        self.loader = loader or (lambda name: load_runtime(name, options.adapter))
+        self._watch_adapters = loader is None and options.adapter == PROMOTED_ADAPTER
         store = store or TelemetryStore("off")
         store.on_problem = store.on_problem or self._telemetry_problem
         self.recorder = Recorder(store, document_text)
@@ -130,7 +132,7 @@ class Session:
                 self.load_filter()
                 # a newly promoted filter or adapter serves without a restart
                 stops = [watch(self.load_filter) if self.options.filter == "current" else None]
-                if self.loader is serving_runtime:
+                if self._watch_adapters:
                     stops.append(watch_folder(adapters_dir(), self._adapter_changed))
                 self._unwatch = lambda: [stop() for stop in stops if stop]
             try:

@@ -367,6 +367,8 @@ def parse_ablations(items: list[str], replay_only: bool = False) -> dict[str, Op
         name, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--ablate/--replay take NAME=VALUE, got {item!r}")
+        if name == "adapter":  # the engines share one loaded model: an adapter needs its own
+            raise SystemExit(f"use --adapter {value} to compare an adapter")
         try:
             opts = Options().with_values(**{name: value})
         except ValueError as e:
