@@ -299,3 +299,24 @@ def test_outcomes_become_rewards_over_propensities(tmp_path, monkeypatch, tok):
     assert w["acc"] == pytest.approx(0.75 + 0.25 * 5 / 80)
     assert w["rej"] == pytest.approx(-0.25 / 0.2)
     assert w["long"] == pytest.approx(1.0 * 10)  # whole length bonus; 1/0.05 = 20 clipped to 10
+
+
+def test_two_processes_train_on_different_items_and_end_with_the_same_weights(tmp_path):
+    """The same training under torchrun (gloo, two CPU processes): what runs on several GPUs or machines."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parent.parent
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                        str(port), str(root / "tests" / "ddp_worker.py"), str(tmp_path)], cwd=root,
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = (torch.load(tmp_path / f"rank{i}.pt", weights_only=False) for i in (0, 1))
+    assert a["seen"] and b["seen"] and not set(a["seen"]) & set(b["seen"])
+    assert a["lora"].keys() == b["lora"].keys()
+    assert all(torch.equal(a["lora"][k], b["lora"][k]) for k in a["lora"])
+    assert any(v.abs().sum() > 0 for k, v in a["lora"].items() if "lora_B" in k)  # it did train

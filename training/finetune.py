@@ -6,6 +6,7 @@ examples, exported as GGUF for llama.cpp on the same base weights.
     python -m training.finetune --workspace ~/src/app --db ~/.local/share/ghostline/telemetry.sqlite3
     python -m training.finetune --steps 20 --name quick          # a short try
     python -m training.finetune --method pg --db ~/.local/share/ghostline/telemetry.sqlite3   # from outcomes
+    torchrun --nproc_per_node 4 -m training.finetune --steps 500     # several GPUs or machines (also accelerate launch)
 
 The shipped model is an instruct model: it infills but does not end the middle (it carries on and repeats
 the suffix, which post-processing then cuts). The loss is on the middle and its end-of-text only, so the
@@ -106,7 +107,7 @@ def item_loss(model, item: dict):
     Logits are computed for the target positions only (logits_to_keep): the 151k-entry head is most of the
     cost otherwise."""
     import torch
-    ids = torch.tensor([item["ids"]])
+    ids = torch.tensor([item["ids"]], device=next(model.parameters()).device)
     k = item["n_target"]
     logits = model(input_ids=ids, logits_to_keep=k + 1).logits[0, :-1].float()
     targets = ids[0, -k:]
@@ -138,15 +139,25 @@ def lr_at(step: int, cfg: Config) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
+def world() -> tuple[int, int]:
+    """(processes, this one's rank): (1, 0) unless launched by torchrun / accelerate launch (torch.distributed)."""
+    import torch.distributed as dist
+    return (dist.get_world_size(), dist.get_rank()) if dist.is_available() and dist.is_initialized() else (1, 0)
+
+
 def train(model, items: list[dict], cfg: Config, ckpt: Path | None = None) -> list[float]:
     """cfg.steps optimizer steps over the items (shuffled by seed, cycled); resumes from ckpt when it holds a
-    run of the same config. Returns the loss of every step."""
+    run of the same config. Under several processes each takes its own share of the items and gradients are
+    averaged before every step, so all end with the same weights. Returns the loss of every step."""
     import torch
+    import torch.distributed as dist
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    size, rank = world()
     order = list(range(len(items)))
     random.Random(cfg.seed).shuffle(order)
+    order = order[rank::size] or order
     start, losses = 0, []
     if ckpt and ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -168,12 +179,18 @@ def train(model, items: list[dict], cfg: Config, ckpt: Path | None = None) -> li
                 continue  # already unlikely: pushing further down only damages the model
             (loss * item["weight"] / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
+        if size > 1:
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad)
+                p.grad /= size
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(total)
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        if ckpt and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+        if ckpt and rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             lora = {k: v for k, v in model.state_dict().items() if "lora_" in k}
             tmp = ckpt.with_suffix(".partial")
             torch.save({"config": asdict(cfg), "step": step + 1, "losses": losses, "lora": lora,
@@ -253,7 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config(**vars(ap.parse_args(argv)))
 
     import torch
+    import torch.distributed as dist
     torch.set_num_threads(cfg.threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun / accelerate launch
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    _, rank = world()
     base = resolve(cfg.model)
     out = run_dir(cfg.name)
     out.mkdir(parents=True, exist_ok=True)
@@ -287,11 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"{len(items)} training examples, {len(held)} held out ({root})", file=sys.stderr)
 
+    if torch.cuda.is_available():  # bf16 on a GPU; the adapter is exported as float32 either way
+        model = model.to(device=f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}", dtype=torch.bfloat16)
     model = with_lora(model, cfg)
     with model.disable_adapter():
         before = evaluate(model, held)
     losses = train(model, items, cfg, out / "checkpoint.pt")
     after = evaluate(model, held)
+    if rank:  # the other processes trained the same weights; one writes them
+        return 0
     print(f"held-out loss {before['loss']:.3f} -> {after['loss']:.3f}, "
           f"p(end-of-text) {before['p_eot']:.3f} -> {after['p_eot']:.3f}", file=sys.stderr)
 
