@@ -41,6 +41,16 @@ def split_of(package: str) -> str:
     return "train" if h < 8 else ("validation" if h == 8 else "test")
 
 
+# Ghostline's own training stack (training.finetune's torch, transformers, peft and what they pull in): not code
+# a user writes, and installing it must not reshuffle the splits the benchmarks were measured on.
+TOOLING = frozenset({
+    "torch", "torchgen", "functorch", "transformers", "peft", "accelerate", "gguf", "tokenizers", "safetensors",
+    "sympy", "mpmath", "networkx", "pydantic", "pydantic_core", "urllib3", "requests", "certifi",
+    "charset_normalizer", "rich", "typer", "markdown_it", "mdurl", "psutil", "shellingham", "regex",
+    "annotated_doc", "annotated_types", "typing_inspection",
+})
+
+
 def roots_for(language: str) -> list[Path]:
     return python_roots() if language == "python" else js_roots(ROOT)
 
@@ -51,6 +61,8 @@ def assign(language: str) -> dict[str, list[tuple[Path, Path]]]:
     for root in roots_for(language):
         for f in list_files([root], LANG_SUFFIX[language]):
             pkg = package_of(f, root)
+            if pkg in TOOLING:
+                continue
             out[split_of(f"{language}:{pkg}")].append((f, Path(language) / f.relative_to(root)))
     return out
 
