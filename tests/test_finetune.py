@@ -89,7 +89,9 @@ def test_examples_skip_vendored_and_generated_files_and_redact_secrets(tmp_path,
     files = {p.name for p in fim_examples.code_files(root, "python")}
     assert "vendored.py" not in files and "generated_pb2.py" not in files
     assert {"shapes0.py", "keys.py"} <= files
-    train, test = fim_examples.from_files(root, 60, 0, QWEN, count_with(tok), Options())
+    train_tasks, test_tasks = fim_examples.file_tasks(root, 60, 0)
+    train, test = (fim_examples.dedupe(fim_examples.from_tasks(t, QWEN, count_with(tok)))
+                   for t in (train_tasks, test_tasks))
     assert train and all(e.prompt.startswith(QWEN.prefix) and e.prompt.endswith(QWEN.middle) for e in train)
     everything = "".join(e.prompt + e.middle for e in train + test)
     assert "AKIAIOSFODNN7EXAMPLE" not in everything
@@ -320,3 +322,19 @@ def test_two_processes_train_on_different_items_and_end_with_the_same_weights(tm
     assert a["lora"].keys() == b["lora"].keys()
     assert all(torch.equal(a["lora"][k], b["lora"][k]) for k in a["lora"])
     assert any(v.abs().sum() > 0 for k, v in a["lora"].items() if "lora_B" in k)  # it did train
+
+
+@pytest.mark.model
+def test_the_serving_check_answers_through_the_pipeline_with_and_without_the_adapter(tmp_path, monkeypatch):
+    from server import registry
+    from server.models import resolve
+    from training.fim_tasks import make_tasks
+    real = resolve(None).path
+    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path / "models"))
+    base = resolve(str(real))
+    registry.register_adapter("blank", base, blank_adapter(real, tmp_path / "blank.gguf"))
+    ws = workspace(tmp_path / "ws")
+    tasks = make_tasks("python", fim_examples.code_files(ws, "python"), 3, seed=0, base=ws)
+    got = finetune.serving_check(str(real), "blank", tasks)
+    assert got["n"] == 3 and got["base"]["es"] > 0
+    assert got["adapter"] == got["base"]  # an all-zero adapter answers exactly as the base model

@@ -101,3 +101,9 @@ def test_the_cli_refuses_an_adapter_that_did_worse_held_out(tmp_path, bases, mon
     assert "* better@" in out and "held-out loss 1.000 -> 0.600" in out
     assert models.main(["rollback"]) == 0 and registry.promoted(a.identity) is None
     assert models.main(["promote", "worse", "--force"]) == 0 and registry.promoted(a.identity) == "worse"
+    # a lower loss is not enough when the server's own pipeline answered the held-out tasks worse
+    served = {"n": 40, "base": {"exact": 0.3, "es": 0.6}, "adapter": {"exact": 0.3, "es": 0.55}}
+    registry.register_adapter("served-worse", a, lora(tmp_path, b"s"), {"metrics": {**metrics, "after": {
+        "loss": 0.6, "p_eot": 0.7}, "serving": served}})
+    assert models.main(["promote", "served-worse"]) == 1
+    assert "edit similarity 0.550 is below the base model's 0.600" in capsys.readouterr().err

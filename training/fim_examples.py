@@ -115,20 +115,18 @@ def from_tasks(tasks: Iterable[Task], template: FimTemplate, count: Callable[[st
     return out
 
 
-def from_files(root: Path, n_per_language: int, seed: int, template: FimTemplate, count: Callable[[str], int],
-               options: Options = Options(), kinds: tuple[str, ...] = KINDS) -> tuple[list[Example], list[Example]]:
-    """(train, held out) examples from the code under root."""
-    train: list[Example] = []
-    test: list[Example] = []
+def file_tasks(root: Path, n_per_language: int, seed: int, kinds: tuple[str, ...] = KINDS
+               ) -> tuple[list[Task], list[Task]]:
+    """(train, held out) FIM tasks from the code under root; the held-out files give an eighth as many."""
+    train: list[Task] = []
+    test: list[Task] = []
     for language in LANG_SUFFIX:
         files = code_files(root, language)
-        if not files:
-            continue
         for out, pick in ((train, [f for f in files if not held_out(str(f.relative_to(root)))]),
                           (test, [f for f in files if held_out(str(f.relative_to(root)))])):
             n = n_per_language if out is train else max(1, n_per_language // 8)
-            out += from_tasks(make_tasks(language, pick, n, seed, base=root, kinds=kinds), template, count, options)
-    return dedupe(train), dedupe(test)
+            out += make_tasks(language, pick, n, seed, base=root, kinds=kinds) if pick else []
+    return train, test
 
 
 def accepted_rows(db: Path) -> list[dict]:

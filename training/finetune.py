@@ -57,6 +57,7 @@ class Config:
     db: str | None = None  # a telemetry database: accepted completions (training level) join the examples
     examples: int = 1500  # per language, before de-duplication
     holdout_eval: int = 48  # held-out examples scored before and after
+    serve_eval: int = 40  # held-out tasks answered by the server's pipeline with and without the adapter
     steps: int = 180  # optimizer steps (one example each, times grad_accum)
     grad_accum: int = 1
     lr: float = 2e-4
@@ -235,6 +236,22 @@ def export_gguf(tensors: dict[str, np.ndarray], path: Path, alpha: float, arch: 
     return path
 
 
+def serving_check(model: str | None, adapter: str, tasks: list) -> dict:
+    """The server's own pipeline (llama.cpp on the quantized base) on held-out tasks, cold and greedy, without
+    and with the adapter: what promotion is judged on, beside the held-out loss."""
+    from server.engine import Engine
+    from server.runtime import load_runtime
+    from training.evaluate import run_pipeline, score
+    out = {}
+    for name, lora in (("base", "none"), ("adapter", adapter)):
+        engine = Engine(load_runtime(model, lora))
+        got = [score(t, run_pipeline(engine, t)) for t in tqdm(tasks, desc=f"serving ({name})", file=sys.stderr)]
+        out[name] = {m: float(np.mean([g[m] for g in got])) if got else None for m in ("exact", "es")}
+        del engine
+    out["n"] = len(tasks)
+    return out
+
+
 def plot(losses: list[float], before: dict, after: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -261,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Config()
     ap.add_argument("--method", choices=METHODS, default=defaults.method)
-    for f in ("model", "name", "workspace", "db", "examples", "holdout_eval", "steps", "grad_accum", "lr",
+    for f in ("model", "name", "workspace", "db", "examples", "holdout_eval", "serve_eval", "steps", "grad_accum", "lr",
               "rank", "alpha", "max_len", "seed", "threads"):
         d = getattr(defaults, f)
         ap.add_argument("--" + f.replace("_", "-"), dest=f, default=d, type=type(d) if d is not None else str)
@@ -289,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         return len(tok(text, add_special_tokens=False).input_ids) if text else 0
 
     root = Path(cfg.workspace).expanduser() if cfg.workspace else split_dir("train")
+    train_tasks, held_tasks = fim_examples.file_tasks(root, cfg.examples, cfg.seed)
     if cfg.method == "pg":
         if not cfg.db:
             print("--method pg learns from outcomes: give --db (a telemetry database at the training level)",
@@ -297,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         train_ex, test_ex = fim_examples.from_outcomes(Path(cfg.db).expanduser(), template, count, Options())
         test_ex = [e for e in test_ex if e.weight > 0]  # held out: how likely it finds what was accepted
     else:
-        train_ex, test_ex = fim_examples.from_files(root, cfg.examples, cfg.seed, template, count, Options())
+        train_ex = fim_examples.dedupe(fim_examples.from_tasks(train_tasks, template, count, Options()))
+        test_ex = fim_examples.dedupe(fim_examples.from_tasks(held_tasks, template, count, Options()))
         if cfg.db:
             more_train, more_test = fim_examples.from_telemetry(Path(cfg.db).expanduser(), template, count)
             train_ex, test_ex = train_ex + more_train, test_ex + more_test
@@ -330,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(losses, before, after, out / "loss.png")
     adapter = register_adapter(cfg.name, base, gguf, {k: v for k, v in report.items() if k != "losses"})
+    if held_tasks and cfg.serve_eval:  # the held-out files through the server's pipeline, without and with it
+        report["metrics"]["serving"] = serving_check(cfg.model, cfg.name, held_tasks[:cfg.serve_eval])
+        (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        adapter = register_adapter(cfg.name, base, gguf, {k: v for k, v in report.items() if k != "losses"})
+        s = report["metrics"]["serving"]
+        print(f"served on {s['n']} held-out tasks: exact {s['base']['exact']:.3f} -> {s['adapter']['exact']:.3f}, "
+              f"ES {s['base']['es']:.3f} -> {s['adapter']['es']:.3f}", file=sys.stderr)
     print(f"adapter {adapter.identity} -> {adapter.path}\nreport: {out / 'report.json'}, {out / 'loss.png'}",
           file=sys.stderr)
     if cfg.promote:

@@ -24,14 +24,20 @@ def about(a: Adapter) -> dict:
 
 
 def worse_than_base(manifest: dict) -> str | None:
-    """Why the adapter did worse than its base on its held-out examples, or None. An adapter without held-out
-    metrics is not judged here (it was not written by training.finetune)."""
+    """Why the adapter did worse than its base on its held-out examples (loss under transformers, and edit
+    similarity through the server's pipeline when measured), or None. An adapter without held-out metrics is not
+    judged here (it was not written by training.finetune)."""
     m = manifest.get("metrics") or {}
     before, after = m.get("before") or {}, m.get("after") or {}
     if before.get("loss") is None or after.get("loss") is None:
         return None
     if after["loss"] >= before["loss"]:
         return f"held-out loss {after['loss']:.3f} is not below the base model's {before['loss']:.3f}"
+    served = m.get("serving") or {}
+    base, tuned = served.get("base") or {}, served.get("adapter") or {}
+    if base.get("es") is not None and tuned.get("es") is not None and tuned["es"] < base["es"]:
+        return (f"served on {served.get('n')} held-out tasks, its edit similarity {tuned['es']:.3f} is below the "
+                f"base model's {base['es']:.3f}")
     return None
 
 
