@@ -338,3 +338,29 @@ def test_the_serving_check_answers_through_the_pipeline_with_and_without_the_ada
     got = finetune.serving_check(str(real), "blank", tasks)
     assert got["n"] == 3 and got["base"]["es"] > 0
     assert got["adapter"] == got["base"]  # an all-zero adapter answers exactly as the base model
+
+
+@pytest.mark.model
+def test_finetune_end_to_end_on_a_workspace(tmp_path, monkeypatch):
+    """`python -m training.finetune` as a user runs it, cut to two steps: the real model loads, trains, is
+    scored held out and through the server's pipeline, exported and registered; promotion follows the gate."""
+    from server import registry
+    from server.models import resolve
+    from training import models
+    real = resolve(None).path
+    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "data"))
+    ws = workspace(tmp_path / "ws")
+    rc = finetune.main(["--model", str(real), "--workspace", str(ws), "--name", "e2e", "--examples", "12",
+                        "--steps", "2", "--holdout-eval", "2", "--serve-eval", "2", "--threads", "2", "--promote"])
+    report = json.loads((tmp_path / "data" / "finetune" / "e2e" / "report.json").read_text())
+    assert report["base"] == resolve(str(real)).identity and len(report["losses"]) == 2
+    m = report["metrics"]
+    assert m["before"]["n"] >= 1 and m["after"]["loss"] > 0 and m["serving"]["n"] >= 1
+    assert all(p.startswith("app/") for p in report["split"]["held_out_paths"])
+    assert (tmp_path / "data" / "finetune" / "e2e" / "loss.png").stat().st_size > 1000
+    (a,) = registry.list_adapters()
+    manifest = json.loads((a.path.parent / registry.ADAPTER_MANIFEST).read_text())
+    assert manifest["metrics"] == m and manifest["base"] == report["base"]
+    why = models.worse_than_base(manifest)
+    assert (rc, registry.promoted(report["base"])) == ((1, None) if why else (0, "e2e"))

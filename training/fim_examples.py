@@ -80,7 +80,8 @@ def dropped_file(rel: str, globs: Iterable[str]) -> bool:
 
 
 def held_out(path: str, share: float = HOLDOUT) -> bool:
-    """Stable per path: the same file is held out in every run, on every machine."""
+    """Stable per path: the same file is held out in every run, on every machine (file_tasks also holds out
+    one file of a language that would otherwise have none)."""
     return int(hashlib.sha256(path.encode()).hexdigest()[:8], 16) / 2**32 < share
 
 
@@ -122,8 +123,10 @@ def file_tasks(root: Path, n_per_language: int, seed: int, kinds: tuple[str, ...
     test: list[Task] = []
     for language in LANG_SUFFIX:
         files = code_files(root, language)
-        for out, pick in ((train, [f for f in files if not held_out(str(f.relative_to(root)))]),
-                          (test, [f for f in files if held_out(str(f.relative_to(root)))])):
+        held = [f for f in files if held_out(str(f.relative_to(root)))]
+        if not held and len(files) > 1:  # a small workspace still keeps one file to judge the adapter on
+            held = [min(files, key=lambda f: hashlib.sha256(str(f.relative_to(root)).encode()).hexdigest())]
+        for out, pick in ((train, [f for f in files if f not in held]), (test, held)):
             n = n_per_language if out is train else max(1, n_per_language // 8)
             out += make_tasks(language, pick, n, seed, base=root, kinds=kinds) if pick else []
     return train, test

@@ -336,8 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     after = evaluate(model, held)
     if rank:  # the other processes trained the same weights; one writes them
         return 0
-    print(f"held-out loss {before['loss']:.3f} -> {after['loss']:.3f}, "
-          f"p(end-of-text) {before['p_eot']:.3f} -> {after['p_eot']:.3f}", file=sys.stderr)
+    if held:
+        print(f"held-out loss {before['loss']:.3f} -> {after['loss']:.3f}, "
+              f"p(end-of-text) {before['p_eot']:.3f} -> {after['p_eot']:.3f}", file=sys.stderr)
 
     gguf = export_gguf(lora_tensors(model), out / "adapter.gguf", cfg.alpha)
     held_paths = sorted({e.path for e in test_ex})
@@ -359,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"adapter {adapter.identity} -> {adapter.path}\nreport: {out / 'report.json'}, {out / 'loss.png'}",
           file=sys.stderr)
     if cfg.promote:
-        why = worse_than_base(report)
+        why = worse_than_base(report) if held else "nothing was held out to judge it on"
         if why:
             print(f"not promoted: {why}", file=sys.stderr)
             return 1
