@@ -122,3 +122,21 @@ def test_the_telemetry_schema_lists_every_status_the_server_writes():
     documented = schema.__doc__.split("status:", 1)[1].split("events(", 1)[0]
     assert set(re.findall(r"[a-z][a-z-]+", documented.split("value", 1)[1])) >= {r.value for r in Reason}
     assert {"model", "cache"} <= set(re.findall(r"`([a-z | -]+)`", documented)[0].replace(" ", "").split("|"))
+
+
+def test_the_extensions_training_commands_call_what_the_python_side_accepts():
+    """extension/src/launch.ts builds `python -m training.finetune ...` and the status commands: the modules
+    exist and take those arguments (parsed by their own argparse, nothing run)."""
+    import re
+    import subprocess
+    import sys
+    src = (ROOT / "extension" / "src" / "launch.ts").read_text()
+    train = re.search(r"return \[(\"-m\", \"training\.finetune\".*?)\];", src).group(1)
+    args = re.findall(r'"([^"]+)"', train)
+    assert args[:2] == ["-m", "training.finetune"] and "--workspace" in src and "--promote" in args
+    for cmd in ([*args[:2], "--help"], *[[*re.findall(r'"([^"]+)"', c), "--help"]
+                                         for c in re.findall(r"\[(\"-m\", \"training\.[a-z]+\", \"[a-z]+\")\]", src)]):
+        out = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (cmd, out.stderr[-500:])
+        if cmd[1] == "training.finetune":
+            assert all(flag in out.stdout for flag in ("--workspace", "--name", "--promote"))

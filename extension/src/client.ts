@@ -40,6 +40,8 @@ export class GhostlineClient implements vscode.Disposable {
   /** The server cannot run: the message says why and how to fix it. */
   readonly onDidFail = this.failed.event;
   private client: LanguageClient | undefined;
+  /** The interpreter and server root the server runs with (what the training commands use); set once chosen. */
+  launch: { python: string; root: string } | undefined;
   private serverStatus: StatusParams = { state: "starting" };
   private lifecycle: Promise<void> = Promise.resolve(); // start/stop/restart run one at a time
   private stopping = false;
@@ -107,6 +109,7 @@ export class GhostlineClient implements vscode.Disposable {
       this.fail(fixMessage(check, python, root));
       return;
     }
+    this.launch = { python: python.python, root };
     const client = this.createClient(python.python, root);
     this.client = client;
     try {

@@ -172,3 +172,15 @@ export function fixMessage(r: Exclude<CheckResult, { ok: true }>, python: Python
       return `Ghostline: checking the server's Python failed (${r.detail}). Try "make setup" in ${root}.`;
   }
 }
+
+/** `python -m training.finetune` on the workspace, promoting the adapter only if it beat the base held out
+ * (the running server then swaps to it). */
+export function trainArgs(workspace: string): string[] {
+  return ["-m", "training.finetune", "--workspace", workspace, "--name", "workspace", "--promote"];
+}
+
+/** What "Training Status" runs: the adapters and which serves, then the nightly schedule. */
+export const STATUS_COMMANDS: readonly string[][] = [
+  ["-m", "training.models", "list"],
+  ["-m", "training.schedule", "status"],
+];

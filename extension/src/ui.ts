@@ -1,9 +1,12 @@
 // What the user sees and does: the status bar item, the ghostline.* commands, the menu behind the item, and
 // the notification when the server cannot run. What the item shows is decided in status.ts (no `vscode` import).
+import { execFile } from "node:child_process";
+
 import * as vscode from "vscode";
 
 import { GhostlineClient } from "./client";
 import { Config } from "./config";
+import { STATUS_COMMANDS, trainArgs } from "./launch";
 import { isEnabledFor } from "./settings";
 import { statusView } from "./status";
 
@@ -30,6 +33,8 @@ export class Ui implements vscode.Disposable {
       reg("ghostline.markUnhelpful", () => this.mark("unhelpful")),
       reg("ghostline.restartServer", () => this.client.restart()),
       reg("ghostline.menu", () => this.menu()),
+      reg("ghostline.trainNow", () => this.trainNow()),
+      reg("ghostline.trainingStatus", () => this.trainingStatus()),
       reg("ghostline.dismiss", async () => {
         this.client.tracker.dismissed();
         await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
@@ -41,6 +46,41 @@ export class Ui implements vscode.Disposable {
 
   dispose(): void {
     for (const d of this.disposables) d.dispose();
+  }
+
+  // --- training ----------------------------------------------------------------------------------
+  /** Fine-tune on the open folder in a terminal (progress bars visible); a promoted adapter serves at once. */
+  private trainNow(): void {
+    const launch = this.client.launch;
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    if (!launch || !folder) {
+      void vscode.window.showWarningMessage(!launch
+        ? "Ghostline: the server has not started, and training runs with its Python."
+        : "Ghostline: open a folder to learn from.");
+      return;
+    }
+    const terminal = vscode.window.createTerminal({
+      name: "Ghostline training", shellPath: launch.python, shellArgs: trainArgs(folder), cwd: launch.root,
+    });
+    this.disposables.push(terminal);
+    terminal.show();
+  }
+
+  /** The adapters, which one serves, and the nightly schedule, in the output channel. */
+  private async trainingStatus(): Promise<void> {
+    const launch = this.client.launch;
+    if (!launch) {
+      void vscode.window.showWarningMessage("Ghostline: the server has not started.");
+      return;
+    }
+    for (const args of STATUS_COMMANDS) {
+      const text = await new Promise<string>((resolve) => {
+        execFile(launch.python, args, { cwd: launch.root, timeout: 60_000 }, (err, stdout, stderr) =>
+          resolve(err ? `${args.join(" ")}: ${(stderr || String(err)).trim()}` : stdout.trim()));
+      });
+      this.output.info(`training status (${args[1]}):\n${text}`);
+    }
+    this.output.show(true);
   }
 
   // --- status bar --------------------------------------------------------------------------------

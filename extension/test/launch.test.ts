@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 
-import { checkPython, choosePython, findServerRoot, fixMessage, venvPython } from "../src/launch";
+import { checkPython, choosePython, findServerRoot, fixMessage, STATUS_COMMANDS, trainArgs, venvPython } from "../src/launch";
 
 const fakeFs = (files: string[]) => (p: string) => files.includes(p);
 const main = (root: string) => path.join(root, "server", "__main__.py");
@@ -107,4 +107,12 @@ test("pre-flight check: a Python that fails some other way, and one that hangs",
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("Train Now fine-tunes on the open folder and promotes only a better adapter; status lists adapters and schedule", () => {
+  const args = trainArgs("/home/u/project");
+  assert.deepEqual(args.slice(0, 2), ["-m", "training.finetune"]);
+  assert.equal(args[args.indexOf("--workspace") + 1], "/home/u/project");
+  assert.ok(args.includes("--promote"));
+  assert.deepEqual(STATUS_COMMANDS.map((c) => c[1]), ["training.models", "training.schedule"]);
 });
