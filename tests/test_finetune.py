@@ -217,17 +217,21 @@ def test_llama_cpp_applies_the_exported_adapter_as_peft_does(tmp_path):
 
 
 def blank_adapter(base_gguf: Path, path: Path, rank: int = 1) -> Path:
-    """A rank-1 all-zero adapter shaped for `base_gguf` (every layer, every projection): it loads and leaves
-    the model's answers as they were."""
+    """A rank-1 all-zero adapter for `base_gguf`: it loads and leaves the model's answers as they were."""
+    return finetune.export_gguf(zero_lora(base_gguf, rank), path, alpha=1.0)
+
+
+def zero_lora(base_gguf: Path, rank: int) -> dict[str, np.ndarray]:
+    """All-zero lora_a / lora_b for every projection of every layer of `base_gguf` (numpy shapes)."""
     import gguf
-    shapes = {t.name: [int(x) for x in t.shape] for t in gguf.GGUFReader(str(base_gguf)).tensors}
-    tensors = {}
-    for name, shape in shapes.items():
-        if name.startswith("blk.") and name.endswith(".weight") and name.split(".")[2] in finetune.GGUF_NAMES.values():
-            n_in, n_out = shape
-            tensors[name + ".lora_a"] = np.zeros((rank, n_in), np.float32)
-            tensors[name + ".lora_b"] = np.zeros((n_out, rank), np.float32)
-    return finetune.export_gguf(tensors, path, alpha=1.0)
+    out = {}
+    for t in gguf.GGUFReader(str(base_gguf)).tensors:
+        parts = t.name.split(".")
+        if t.name.endswith(".weight") and len(parts) == 4 and parts[2] in finetune.GGUF_NAMES.values():
+            n_in, n_out = (int(x) for x in t.shape)
+            out[t.name + ".lora_a"] = np.zeros((rank, n_in), np.float32)
+            out[t.name + ".lora_b"] = np.zeros((n_out, rank), np.float32)
+    return out
 
 
 @pytest.mark.model
@@ -364,3 +368,50 @@ def test_finetune_end_to_end_on_a_workspace(tmp_path, monkeypatch):
     assert manifest["metrics"] == m and manifest["base"] == report["base"]
     why = models.worse_than_base(manifest)
     assert (rc, registry.promoted(report["base"])) == ((1, None) if why else (0, "e2e"))
+
+
+@pytest.mark.model
+def test_export_merges_the_adapter_into_a_quantized_gguf_that_answers_like_the_adapter(tmp_path, monkeypatch):
+    from llama_cpp import Llama
+
+    from server import registry
+    from server.models import resolve
+    from training import models
+    from training.export import merged_f16
+    real = resolve(None).path
+    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path / "models"))
+    base = resolve(str(real))
+    rng = np.random.default_rng(0)
+    tensors = {k: rng.normal(0, 0.02, v.shape).astype(np.float32) for k, v in zero_lora(real, rank=8).items()}
+    adapter = finetune.export_gguf(tensors, tmp_path / "rand.gguf", alpha=16.0)
+    registry.register_adapter("rand", base, adapter)
+    assert models.main(["--model", str(real), "export", "rand", "--out", str(tmp_path / "out")]) == 0
+    (merged,) = (tmp_path / "out").glob("*.gguf")
+    assert merged.stat().st_size < 1.2 * real.stat().st_size  # quantized again, not float16
+    mf = (tmp_path / "out" / "Modelfile").read_text()
+    assert f"FROM ./{merged.name}" in mf and "<|fim_suffix|>{{ .Suffix }}<|fim_middle|>" in mf
+    assert 'PARAMETER stop "<|endoftext|>"' in mf
+
+    prompts = [QWEN.render("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n"),
+               QWEN.render("import os\n\n\ndef list_python_files(folder):\n    return [", "]\n"),
+               QWEN.render("function greet(name) {\n  return ", ";\n}\n"),
+               QWEN.render("for i in range(10):\n    ", "\n")]
+
+    def top3(model: Path, lora: Path | None = None) -> list[list[int]]:
+        llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=512, logits_all=True,
+                    verbose=False)
+        out = []
+        for p in prompts:
+            llm.reset()
+            llm.eval(llm.tokenize(p.encode(), add_bos=False, special=True))
+            out.append([int(i) for i in np.argsort(-np.asarray(llm.scores[llm.n_tokens - 1]))[:3]])
+        return out
+    tuned, plain = top3(real, adapter), top3(real)
+    exact = top3(merged_f16(real, adapter, tmp_path / "f16.gguf"))  # the merge before quantization
+    got = top3(merged)
+
+    def agree(a, b):
+        return sum(x[0] == y[0] for x, y in zip(a, b))
+    assert agree(tuned, plain) <= 2  # the adapter matters, so agreeing with it means it was merged
+    assert agree(exact, tuned) >= 3 and all(len(set(x) & set(y)) >= 2 for x, y in zip(exact, tuned))
+    assert agree(got, tuned) > agree(got, plain), (got, tuned, plain)  # quantized again: close to the adapter

@@ -3,6 +3,7 @@
     python -m training.models list              # every adapter, its base, held-out metrics; * marks what serves
     python -m training.models promote NAME      # serve NAME (refused when it did worse than its base held out)
     python -m training.models rollback          # serve the adapter promoted before (or the bare base model)
+    python -m training.models export NAME       # merged, quantized GGUF + Ollama Modelfile, to serve elsewhere
 
 A running server swaps to the promoted adapter without a restart (it watches the registry).
 """
@@ -11,9 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from server.models import ModelError, resolve
-from server.registry import ADAPTER_MANIFEST, Adapter, adapters_dir, list_adapters, promote, promoted, rollback
+from server.registry import (
+    ADAPTER_MANIFEST,
+    Adapter,
+    adapters_dir,
+    list_adapters,
+    promote,
+    promoted,
+    resolve_adapter,
+    rollback,
+)
 
 
 def about(a: Adapter) -> dict:
@@ -51,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="promote even when it did worse held out")
     sub.add_parser("rollback")
+    e = sub.add_parser("export")
+    e.add_argument("name")
+    e.add_argument("--out", type=Path, default=None, help="folder (default: ./NAME-export)")
+    e.add_argument("--quant", default="q4_k_m", help="q4_k_m (default), q5_k_m, q8_0 or f16")
     args = ap.parse_args(argv)
     try:
         base = resolve(args.model)
@@ -72,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"not promoted: {why} (--force to promote anyway)", file=sys.stderr)
                 return 1
             print(f"serving {promote(args.name, base).identity} on {base.identity}")
+        elif args.cmd == "export":
+            from training.export import QUANTS, export
+            if args.quant not in QUANTS:
+                print(f"error: --quant takes one of {', '.join(QUANTS)}", file=sys.stderr)
+                return 2
+            gguf, modelfile = export(base, resolve_adapter(args.name, base), args.out or Path(f"{args.name}-export"),
+                                     args.quant)
+            print(f"wrote {gguf}\nwrote {modelfile} (ollama create NAME -f {modelfile})")
         else:
             print(f"serving {rollback(base) or 'no adapter'} on {base.identity}")
     except ModelError as e:

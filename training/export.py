@@ -1,0 +1,86 @@
+"""A tuned model for serving elsewhere: the base GGUF with a LoRA adapter merged into its weights, quantized again
+through llama.cpp, and an Ollama Modelfile that prompts it for fill-in-the-middle.
+
+    python -m training.models export NAME [--out DIR] [--quant q4_k_m]
+
+Merging also removes the adapter's run-time cost in llama.cpp (its matrices are applied on every token).
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+QUANTS = {"q4_k_m": 15, "q5_k_m": 17, "q8_0": 7, "f16": 1}  # llama.cpp's LLAMA_FTYPE_MOSTLY_* values
+
+
+def merged_f16(base: Path, adapter: Path, out: Path) -> Path:
+    """Every tensor of `base` as float16 (float32 for 1-D ones), with (alpha / r) * B @ A added where the adapter
+    has a pair: the input llama.cpp's quantizer expects."""
+    import gguf
+    rb, ra = gguf.GGUFReader(str(base)), gguf.GGUFReader(str(adapter))
+    alpha = float(ra.fields["adapter.lora.alpha"].contents())
+    lora = {t.name: np.asarray(t.data, dtype=np.float32) for t in ra.tensors}
+    arch = rb.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(str(out), arch=arch)
+    for field in rb.fields.values():
+        if field.name == "general.architecture" or field.name.startswith("GGUF."):
+            continue
+        if field.name == "general.file_type":
+            w.add_key_value(field.name, QUANTS["f16"], gguf.GGUFValueType.UINT32)
+            continue
+        sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(field.name, field.contents(), field.types[0], sub_type=sub)
+    tensors = []
+    for t in tqdm(rb.tensors, desc="merging", leave=False):
+        x = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).reshape([int(d) for d in reversed(t.shape)])
+        a, b = lora.get(f"{t.name}.lora_a"), lora.get(f"{t.name}.lora_b")
+        if a is not None and b is not None:
+            x = x + (alpha / a.shape[0]) * (b @ a)
+        tensors.append((t.name, x.astype(np.float16 if x.ndim > 1 else np.float32)))
+    for name, x in tensors:
+        w.add_tensor(name, x)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
+
+
+def quantize(src: Path, dest: Path, quant: str) -> Path:
+    import llama_cpp
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = QUANTS[quant]
+    params.nthread = 0
+    if llama_cpp.llama_model_quantize(str(src).encode(), str(dest).encode(), params) != 0:
+        raise RuntimeError(f"llama.cpp could not quantize {src}")
+    return dest
+
+
+def modelfile(gguf_name: str, stops: tuple[str, ...], prefix: str, suffix: str, middle: str) -> str:
+    """Ollama: the FIM prompt when a suffix is given (its /api/generate `suffix`), greedy, FIM stop tokens."""
+    lines = [f"FROM ./{gguf_name}",
+             'TEMPLATE """{{- if .Suffix }}' + prefix + "{{ .Prompt }}" + suffix + "{{ .Suffix }}" + middle +
+             '{{- else }}{{ .Prompt }}{{- end }}"""',
+             "PARAMETER temperature 0"]
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
+    return "\n".join(lines) + "\n"
+
+
+def export(base, adapter, out_dir: Path, quant: str = "q4_k_m") -> tuple[Path, Path]:
+    """(merged GGUF, Modelfile) in out_dir for a server.models.ResolvedModel and a server.registry.Adapter."""
+    from server.templates import get_template
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / f"{base.name}+{adapter.name}-{quant}.gguf"
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        f16 = merged_f16(base.path, adapter.path, Path(tmp) / "merged-f16.gguf")
+        if quant == "f16":
+            f16.replace(dest)
+        else:
+            quantize(f16, dest, quant)
+    t = get_template(base.fim_template)
+    mf = out_dir / "Modelfile"
+    mf.write_text(modelfile(dest.name, t.stops, t.prefix, t.suffix, t.middle))
+    return dest, mf
