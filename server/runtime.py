@@ -234,11 +234,13 @@ class LlamaRuntime:
 PROMOTED_ADAPTER = "promoted"
 
 
-def load_runtime(model: str | None, adapter: str | None = None, *, n_ctx: int = Options.context_tokens) -> LlamaRuntime:
+def load_runtime(model: str | None, adapter: str | Adapter | None = None, *,
+                 n_ctx: int = Options.context_tokens) -> LlamaRuntime:
     """Resolve a model (manifest name, .gguf path, or the default) and an adapter trained for it, and load
     them; the context window is `n_ctx`, capped by what the model's manifest says it was trained for.
-    `adapter`: a name in the registry, None or "none" for none, or PROMOTED_ADAPTER for the one promoted for this base
-    (what the server serves); a promoted adapter that cannot be loaded leaves the base serving, with a warning."""
+    `adapter`: a name in the registry, an Adapter not (yet) in it, None or "none" for none, or PROMOTED_ADAPTER
+    for the one promoted for this base (what the server serves); a promoted adapter that cannot be loaded leaves
+    the base serving, with a warning."""
     base = resolve(model)
     lora, notice = None, None
     if adapter == PROMOTED_ADAPTER:
@@ -248,6 +250,8 @@ def load_runtime(model: str | None, adapter: str | None = None, *, n_ctx: int = 
         except ModelError as e:
             notice = f"serving {base.name} without its promoted adapter: {e}"
             log.warning("%s", notice)
+    elif isinstance(adapter, Adapter):
+        lora = adapter
     elif adapter and adapter != "none":
         lora = resolve_adapter(adapter, base)
     runtime = LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx))

@@ -132,14 +132,18 @@ def file_tasks(root: Path, n_per_language: int, seed: int, kinds: tuple[str, ...
     return train, test
 
 
-def accepted_rows(db: Path) -> list[dict]:
-    """Accepted completions stored with their code (training level, redacted when stored), oldest first,
-    without those the user dropped."""
+def code_rows(db: Path) -> list[dict]:
+    """Suggestions stored with their code (training level, redacted when stored), oldest first, without those
+    the user dropped."""
     drop = set(excluded()["ids"])
     with open_snapshot(db, include_code=True) as conn:
         return [r for r in suggestions(conn, include_code=True)
-                if r.get("accepted") and r.get("completion") and r.get("prefix") is not None
-                and r["completion_id"] not in drop]
+                if r.get("completion") and r.get("prefix") is not None and r["completion_id"] not in drop]
+
+
+def accepted_rows(db: Path) -> list[dict]:
+    """The accepted ones of code_rows."""
+    return [r for r in code_rows(db) if r.get("accepted")]
 
 
 def reward(row: dict) -> float | None:
@@ -154,12 +158,8 @@ def from_outcomes(db: Path, template: FimTemplate, count: Callable[[str], int], 
                   holdout: float = HOLDOUT) -> tuple[list[Example], list[Example]]:
     """(train, held out) for offline policy gradient: every suggestion shown with its code stored, the middle
     as shown, weighted by reward / propensity (clipped). The held-out share is the newest."""
-    drop = set(excluded()["ids"])
-    with open_snapshot(db, include_code=True) as conn:
-        rows = [r for r in suggestions(conn, include_code=True) if r.get("completion") and
-                r.get("prefix") is not None and r["completion_id"] not in drop]
     out = []
-    for r in rows:
+    for r in code_rows(db):
         value = reward(r)
         if value is None:
             continue

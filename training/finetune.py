@@ -37,7 +37,7 @@ from tqdm import tqdm
 from server.dirs import data_dir
 from server.models import resolve
 from server.options import Options
-from server.registry import promote, register_adapter
+from server.registry import Adapter, promote, register_adapter
 from server.templates import get_template
 from training import fim_examples
 from training.corpus import split_dir
@@ -236,9 +236,10 @@ def export_gguf(tensors: dict[str, np.ndarray], path: Path, alpha: float, arch: 
     return path
 
 
-def serving_check(model: str | None, adapter: str, tasks: list) -> dict:
+def serving_check(model: str | None, adapter, tasks: list) -> dict:
     """The server's own pipeline (llama.cpp on the quantized base) on held-out tasks, cold and greedy, without
-    and with the adapter: what promotion is judged on, beside the held-out loss."""
+    and with the adapter (a registry name or a server.registry.Adapter): what promotion is judged on, beside the
+    held-out loss."""
     from server.engine import Engine
     from server.runtime import load_runtime
     from training.evaluate import run_pipeline, score
@@ -347,16 +348,14 @@ def main(argv: list[str] | None = None) -> int:
                        "kinds": sorted({e.kind for e in train_ex}), "telemetry": bool(cfg.db)},
               "split": {"held_out_paths": held_paths}, "metrics": {"before": before, "after": after},
               "losses": losses, "minutes": round((time.time() - t0) / 60, 1)}
+    if held_tasks and cfg.serve_eval:  # the held-out files through the server's pipeline, without and with it
+        s = serving_check(cfg.model, Adapter(cfg.name, base.identity, gguf, ""), held_tasks[:cfg.serve_eval])
+        report["metrics"]["serving"] = s
+        print(f"served on {s['n']} held-out tasks: exact {s['base']['exact']:.3f} -> {s['adapter']['exact']:.3f}, "
+              f"ES {s['base']['es']:.3f} -> {s['adapter']['es']:.3f}", file=sys.stderr)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(losses, before, after, out / "loss.png")
     adapter = register_adapter(cfg.name, base, gguf, {k: v for k, v in report.items() if k != "losses"})
-    if held_tasks and cfg.serve_eval:  # the held-out files through the server's pipeline, without and with it
-        report["metrics"]["serving"] = serving_check(cfg.model, cfg.name, held_tasks[:cfg.serve_eval])
-        (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        adapter = register_adapter(cfg.name, base, gguf, {k: v for k, v in report.items() if k != "losses"})
-        s = report["metrics"]["serving"]
-        print(f"served on {s['n']} held-out tasks: exact {s['base']['exact']:.3f} -> {s['adapter']['exact']:.3f}, "
-              f"ES {s['base']['es']:.3f} -> {s['adapter']['es']:.3f}", file=sys.stderr)
     print(f"adapter {adapter.identity} -> {adapter.path}\nreport: {out / 'report.json'}, {out / 'loss.png'}",
           file=sys.stderr)
     if cfg.promote:
