@@ -34,6 +34,7 @@ class Reason(str, Enum):  # noqa: UP042 (telemetry stores the values)
     """Why a completion has no text: the only values `Result.reason` takes."""
     DISABLED = "disabled"  # completions are off for this language
     NO_MODEL = "no-model"  # the model failed to load
+    UNAVAILABLE = "unavailable"  # the remote engine could not be reached or broke off
     FILTERED = "filtered"  # the filter said the suggestion is not worth showing
     EMPTY = "empty"  # the model's answer post-processed to nothing
     CANCELLED = "cancelled"  # the generation was stopped: the user typed something its answer did not agree with

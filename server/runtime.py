@@ -73,6 +73,34 @@ class Generation:
         return [(tok, lp) for tok, lp, *_ in self.steps[:at]] + [(self.steps[at][3], self.steps[at][4])]
 
 
+class Trace:
+    """A generation as it is decoded, token by token: its text and the per-line and per-token log-probabilities
+    `Generation` carries (shared by the local runtime and the remote engine)."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.line_logprobs = [0.0]  # per output line: the lowest token log-probability on it
+        self.line_starts = [0.0]  # per output line: the log-probability of the token that started it
+        self.steps: list[tuple[int, float, str, int, float]] = []
+
+    def take(self, tok: int, piece: bytes, logprob: float, alt: int, alt_logprob: float) -> None:
+        if new_lines := piece.count(b"\n"):
+            self.line_logprobs.extend([0.0] * new_lines)
+            self.line_starts.extend([0.0] * new_lines)
+            self.line_starts[-1] = logprob
+        self.line_logprobs[-1] = min(self.line_logprobs[-1], logprob)
+        self.out.extend(piece)
+        self.steps.append((tok, logprob, piece.decode("utf-8", errors="ignore"), alt, alt_logprob))
+
+    def text(self) -> str:
+        return self.out.decode("utf-8", errors="ignore")
+
+    def generation(self, n_prompt: int, n_reused: int, n_generated: int, prompt_ms: float, generate_ms: float,
+                   stop_reason: str) -> Generation:
+        return Generation(self.out.decode("utf-8", errors="replace"), n_prompt, n_reused, n_generated, prompt_ms,
+                          generate_ms, stop_reason, self.line_logprobs, self.line_starts, self.steps)
+
+
 _LLAMA_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}  # ggml_log_level
 # llama.cpp warnings about the shipped models that change nothing for the user: logged at INFO, so that
 # editors which show every stderr line as an error (Neovim) stay quiet.
@@ -194,23 +222,9 @@ class LlamaRuntime:
         t1 = time.perf_counter()
         # Greedy decoding by hand (argmax of the logits llama.cpp leaves for the last token): the same
         # tokens as llama.cpp's top-1 sampler, plus each token's log-probability for free.
-        out = bytearray()
-        line_logprobs = [0.0]  # per output line: the lowest token log-probability on it
-        line_starts = [0.0]  # per output line: the log-probability of the token that started it
-        steps: list[tuple[int, float, str, int, float]] = []
-
-        def take(tok: int, logprob: float, alt: int, alt_logprob: float) -> None:
-            piece = llm.detokenize([tok])
-            if new_lines := piece.count(b"\n"):
-                line_logprobs.extend([0.0] * new_lines)
-                line_starts.extend([0.0] * new_lines)
-                line_starts[-1] = logprob
-            line_logprobs[-1] = min(line_logprobs[-1], logprob)
-            out.extend(piece)
-            steps.append((tok, logprob, piece.decode("utf-8", errors="ignore"), alt, alt_logprob))
-
+        trace = Trace()
         for tok, logprob in forced:  # already evaluated as part of the prompt
-            take(tok, logprob, -1, float("-inf"))
+            trace.take(tok, llm.detokenize([tok]), logprob, -1, float("-inf"))
         reason = "length"
         n = 0
         while n < max_tokens - len(forced):
@@ -220,15 +234,14 @@ class LlamaRuntime:
             if tok in self.stop_ids:
                 reason = "eos"
                 break
-            take(tok, logprob, alt, alt_logprob)
+            trace.take(tok, llm.detokenize([tok]), logprob, alt, alt_logprob)
             n += 1
-            if should_stop(out.decode("utf-8", errors="ignore"), line_logprobs, line_starts):
+            if should_stop(trace.text(), trace.line_logprobs, trace.line_starts):
                 reason = "stop"
                 break
             llm.eval([tok])
         t2 = time.perf_counter()
-        return Generation(out.decode("utf-8", errors="replace"), n_prompt, min(reused, n_prompt), n,
-                          (t1 - t0) * 1000, (t2 - t1) * 1000, reason, line_logprobs, line_starts, steps)
+        return trace.generation(n_prompt, min(reused, n_prompt), n, (t1 - t0) * 1000, (t2 - t1) * 1000, reason)
 
 
 PROMOTED_ADAPTER = "promoted"

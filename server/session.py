@@ -21,8 +21,9 @@ from .models import ModelError
 from .names import OUTCOMES, Reason, ServerState
 from .options import Options
 from .registry import adapters_dir, promoted
+from .remote import RemoteError, RemoteRuntime
 from .runtime import PROMOTED_ADAPTER, Cancelled, load_runtime
-from .settings import Settings, parse_settings
+from .settings import MODEL_KEYS, Settings, parse_settings
 from .telemetry import Accepted, Recorder, TelemetryStore
 from .watch import watch_folder
 
@@ -79,7 +80,7 @@ class Session:
             log.warning("%s", p)
             self.notify("message", {"level": "warning", "text": f"Ghostline: {p}"})
         self.recorder.configure(self.settings.telemetryLevel, self.settings.clientTelemetryEnabled)
-        if self.settings.model != old.model and self._loaded.is_set():
+        if any(getattr(self.settings, k) != getattr(old, k) for k in MODEL_KEYS) and self._loaded.is_set():
             self.load_model_async()
         elif self.settings.enable != old.enable and self._loaded.is_set():
             self.set_state(self._idle_state())
@@ -126,8 +127,9 @@ class Session:
 
     def load_model(self) -> None:
         with self._load_lock:
-            name = self.settings.model
-            self.set_state(ServerState.LOADING, f"loading {name or 'default model'}")
+            name, s = self.settings.model, self.settings
+            self.set_state(ServerState.LOADING, f"connecting to {s.remoteUrl}" if s.remoteUrl else
+                           f"loading {name or 'default model'}")
             if self._unwatch is None:
                 self.load_filter()
                 # a newly promoted filter or adapter serves without a restart
@@ -136,7 +138,8 @@ class Session:
                     stops.append(watch_folder(adapters_dir(), self._adapter_changed))
                 self._unwatch = lambda: [stop() for stop in stops if stop]
             try:
-                runtime = self.loader(name)
+                runtime = RemoteRuntime(s.remoteUrl, model=s.remoteModel, template=s.remoteTemplate,
+                                        timeout_ms=s.remoteTimeoutMs) if s.remoteUrl else self.loader(name)
                 self.engine = Engine(runtime, options=self.options, filt=self.filter)
                 self.error = None
                 log.info("model ready: %s", runtime.model_id)
@@ -157,9 +160,10 @@ class Session:
         if engine is None or not self._loaded.is_set():
             return
         runtime = engine.runtime
+        base = getattr(runtime, "model", None)  # none for a remote engine: it serves its own weights
         now = getattr(getattr(runtime, "adapter", None), "name", None)
-        if promoted(runtime.model.identity) != now:
-            log.info("promoted adapter changed: reloading %s", runtime.model.identity)
+        if base is not None and promoted(base.identity) != now:
+            log.info("promoted adapter changed: reloading %s", base.identity)
             self.load_model_async()
 
     async def wait_loaded(self, timeout: float = 600) -> bool:
@@ -218,13 +222,20 @@ class Session:
         self.set_state(ServerState.GENERATING)
         try:
             result = engine.generate(req, admitted, self.settings, cancel, progress)
+            self.error = None  # a remote engine answers again
         except Cancelled:
             # recorded with its features: the filter learns which model calls end up thrown away
             self._remember(Result(admitted.id, "", "none", reason=Reason.CANCELLED, features=admitted.features,
                                   decision=admitted.decision, model_id=engine.runtime.model_id), req)
             raise
+        except RemoteError as e:  # the engine elsewhere is down or slow: say so once, keep serving requests
+            if self.error != str(e):
+                log.error("%s", e)
+                self.notify("message", {"level": "warning", "text": f"Ghostline: {e}"})
+            self.error = str(e)
+            return Result(admitted.id, "", "none", reason=Reason.UNAVAILABLE, model_id=engine.runtime.model_id)
         finally:
-            self.set_state(self._idle_state())
+            self.set_state(self._idle_state(), self.error)
         self._remember(result, req)
         self.last_prompt_files = result.prompt_files
         if not result.text:

@@ -7,12 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .templates import TEMPLATES
+
 CHOICES = {
     "multiline": ("auto", "always", "never"),
     "filterAggressiveness": ("off", "low", "medium", "high"),
     "telemetryLevel": ("off", "metrics", "training"),
+    "remoteTemplate": tuple(TEMPLATES),
 }
-RANGES = {"maxTokens": (1, 512), "debounceMs": (0, 2000)}
+RANGES = {"maxTokens": (1, 512), "debounceMs": (0, 2000), "remoteTimeoutMs": (100, 60000)}
+# the settings that choose what generates: a change reloads it
+MODEL_KEYS = ("model", "remoteUrl", "remoteModel", "remoteTemplate", "remoteTimeoutMs")
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,11 @@ class Settings:
     debounceMs: int = 150
     filterAggressiveness: str = "medium"
     telemetryLevel: str = "off"
+    # A serving engine's OpenAI-compatible completions API (server.remote); empty: the model runs here.
+    remoteUrl: str = ""
+    remoteModel: str = ""  # empty: the first model the engine lists
+    remoteTemplate: str = "qwen"  # the FIM tokens of the model the engine serves
+    remoteTimeoutMs: int = 5000
     clientTelemetryEnabled: bool = True
 
     def enabled_for(self, language: str) -> bool:

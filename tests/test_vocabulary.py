@@ -42,7 +42,7 @@ def test_the_server_settings_are_the_manifests():
 def test_the_extensions_types_name_the_manifests_choices():
     ts = (ROOT / "extension/src/settings.ts").read_text()
     types = {"multiline": "Multiline", "filterAggressiveness": "FilterAggressiveness",
-             "telemetryLevel": "TelemetryLevel"}
+             "telemetryLevel": "TelemetryLevel", "remoteTemplate": "RemoteTemplate"}
     assert set(types) == set(CHOICES)
     for name, type_name in types.items():
         union = re.search(rf"export type {type_name} = ([^;]+);", ts)

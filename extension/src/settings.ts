@@ -6,6 +6,7 @@ import manifest from "../../package.json";
 export type Multiline = "auto" | "always" | "never";
 export type FilterAggressiveness = "off" | "low" | "medium" | "high";
 export type TelemetryLevel = "off" | "metrics" | "training";
+export type RemoteTemplate = "qwen" | "starcoder2" | "deepseek" | "codellama" | "codegemma";
 
 /** The settings the server understands (sent in initializationOptions and didChangeConfiguration). */
 export interface ServerSettings {
@@ -17,6 +18,10 @@ export interface ServerSettings {
   debounceMs: number;
   filterAggressiveness: FilterAggressiveness;
   telemetryLevel: TelemetryLevel;
+  remoteUrl: string;
+  remoteModel: string;
+  remoteTemplate: RemoteTemplate;
+  remoteTimeoutMs: number;
 }
 
 /** Settings only the extension uses (where the server lives); never sent to the server. */
@@ -43,6 +48,7 @@ export const DEFAULTS: Readonly<GhostlineSettings> = Object.freeze(
 
 export const SERVER_KEYS: readonly (keyof ServerSettings)[] = [
   "enable", "languages", "model", "maxTokens", "multiline", "debounceMs", "filterAggressiveness", "telemetryLevel",
+  "remoteUrl", "remoteModel", "remoteTemplate", "remoteTimeoutMs",
 ];
 
 /** Settings whose change needs a new server process (the others are applied live by the server). */
@@ -52,11 +58,13 @@ const CHOICES = {
   multiline: SPECS.multiline.enum ?? [],
   filterAggressiveness: SPECS.filterAggressiveness.enum ?? [],
   telemetryLevel: SPECS.telemetryLevel.enum ?? [],
+  remoteTemplate: SPECS.remoteTemplate.enum ?? [],
 };
 
 const RANGES = {
   maxTokens: [SPECS.maxTokens.minimum ?? 0, SPECS.maxTokens.maximum ?? 0],
   debounceMs: [SPECS.debounceMs.minimum ?? 0, SPECS.debounceMs.maximum ?? 0],
+  remoteTimeoutMs: [SPECS.remoteTimeoutMs.minimum ?? 0, SPECS.remoteTimeoutMs.maximum ?? 0],
 };
 
 function choice<K extends keyof typeof CHOICES>(key: K, value: unknown): GhostlineSettings[K] {
@@ -97,6 +105,10 @@ export function normalizeSettings(raw: Partial<Record<keyof GhostlineSettings, u
     debounceMs: int("debounceMs", r.debounceMs),
     filterAggressiveness: choice("filterAggressiveness", r.filterAggressiveness),
     telemetryLevel: choice("telemetryLevel", r.telemetryLevel),
+    remoteUrl: str(r.remoteUrl, DEFAULTS.remoteUrl),
+    remoteModel: str(r.remoteModel, DEFAULTS.remoteModel),
+    remoteTemplate: choice("remoteTemplate", r.remoteTemplate),
+    remoteTimeoutMs: int("remoteTimeoutMs", r.remoteTimeoutMs),
     pythonPath: str(r.pythonPath, DEFAULTS.pythonPath),
     serverRoot: str(r.serverRoot, DEFAULTS.serverRoot),
   };

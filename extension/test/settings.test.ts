@@ -30,6 +30,8 @@ test("malformed values fall back to the default, as on the server", () => {
   assert.equal(normalizeSettings({ maxTokens: 12.6 }).maxTokens, 128);
   assert.equal(normalizeSettings({ maxTokens: 512, debounceMs: 0 }).maxTokens, 512);
   assert.equal(normalizeSettings({ debounceMs: Number.NaN }).debounceMs, 150);
+  const remote = normalizeSettings({ remoteUrl: " http://gpu:8000/v1 ", remoteTemplate: "gpt", remoteTimeoutMs: 50 });
+  assert.deepEqual([remote.remoteUrl, remote.remoteTemplate, remote.remoteTimeoutMs], ["http://gpu:8000/v1", "qwen", 5000]);
 });
 
 test("initializationOptions: server keys plus clientTelemetryEnabled, no client-only paths", () => {
@@ -37,7 +39,8 @@ test("initializationOptions: server keys plus clientTelemetryEnabled, no client-
   const payload = serverPayload(s, false);
   assert.deepEqual(payload, {
     enable: true, languages: {}, model: "", maxTokens: 32, multiline: "auto", debounceMs: 150,
-    filterAggressiveness: "medium", telemetryLevel: "off", clientTelemetryEnabled: false,
+    filterAggressiveness: "medium", telemetryLevel: "off", remoteUrl: "", remoteModel: "", remoteTemplate: "qwen",
+    remoteTimeoutMs: 5000, clientTelemetryEnabled: false,
   });
 });
 

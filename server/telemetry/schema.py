@@ -18,7 +18,7 @@ Tables (join on completion_id; the `outcomes` view does the join per suggestion)
       filter_stage: the filter stage whose decision `filter_score`, `exploration` and `propensity` are:
               before (admission) | after (the answer); NULL when no filter ran.
       status: where the text came from, `model | cache`, or why there is none: a `server.names.Reason`
-              value (`disabled | no-model | filtered | empty | cancelled`).
+              value (`disabled | no-model | unavailable | filtered | empty | cancelled`).
   events(id PK, completion_id, kind, ts, accepted_length, reason, value, survived, delay_s)
       kind: requested | shown | accepted | partial | ignored | helpful | unhelpful | survival
 """
