@@ -114,6 +114,7 @@ class Result:
     stop_reason: str = ""  # why generation ended: eos | stop | length
     tokens_generated: int = 0  # by every generation this answer took (a branch's included)
     branched: bool = False  # `raw` is the model's runner-up at a token of its first generation's first line
+    arm: str = ""  # while an online trial runs (server.trial): "new" or "old", the version that answered
     # When the line-start one-line rule generated an alternative: both generations' `Generation.outcome()`
     # (the benchmark replays post-processing switches from them).
     one_line: dict | None = None

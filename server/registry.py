@@ -113,20 +113,28 @@ def promoted(base: str) -> str | None:
 
 
 def promote(name: str, base: ResolvedModel) -> Adapter:
-    """Serve adapter `name` on `base` from now on (checked first; raises ModelError)."""
+    """Serve adapter `name` on `base` from now on (checked first; raises ModelError), confirmed online against
+    the version serving before it (server.trial)."""
+    from . import trial
     a = resolve_adapter(name, base)
+    before = promoted(base.identity)
     d = _promotions()
     d[base.identity] = [n for n in d.get(base.identity, []) if n != name] + [name]
     _write_promotions(d)
+    trial.start(base.identity, name, before)
     return a
 
 
-def rollback(base: ResolvedModel) -> str | None:
+def rollback(base: ResolvedModel, why: str = "rolled back by hand") -> str | None:
     """Stop serving the newest promoted adapter on `base`; returns the one serving now (None: the base)."""
+    from . import trial
     d = _promotions()
     names = d.get(base.identity, [])
     if not names:
         raise ModelError(f"no adapter is promoted for {base.identity}")
     d[base.identity] = names[:-1]
     _write_promotions(d)
+    running = trial.load(base.identity)
+    if running and not running.ended and running.new == names[-1]:
+        trial.end(running, why)
     return promoted(base.identity)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from . import trial
 from .models import ModelError, ResolvedModel, resolve
 from .options import Options
 from .registry import Adapter, promoted, resolve_adapter
@@ -158,6 +159,10 @@ class LlamaRuntime:
                              f"run `python -m server.models verify`") from e
         self.n_ctx = n_ctx
         self.adapter = adapter
+        # The adapters `use` switches between (server.trial's arms): name -> (Adapter or None, llama.cpp handle)
+        self.arm = "new"
+        self._arms: dict[str, tuple[Adapter | None, object]] = {"new": (adapter, self.llm._lora_adapter)}
+        self.trial = None  # the server.trial.Trial whose arms are loaded, if any
         self.notice: str | None = None  # a problem worth telling the user, though the model serves
         self.prompt_tokens_evaluated = 0  # over all calls, cancelled ones included (ghostline/stats)
         self.load_ms = (time.perf_counter() - t0) * 1000
@@ -186,6 +191,34 @@ class LlamaRuntime:
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False)) if text else 0
+
+    def add_arm(self, arm: str, adapter: Adapter | None) -> None:
+        """Load another adapter (None: none, the bare base) that `use(arm)` switches to between calls."""
+        import llama_cpp
+        handle = None
+        if adapter is not None:
+            handle = llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(adapter.path).encode())
+            if not handle:
+                raise ModelError(f"could not load adapter {adapter.name} from {adapter.path}")
+            self.llm._stack.callback(llama_cpp.llama_adapter_lora_free, handle)
+        self._arms[arm] = (adapter, handle)
+
+    def use(self, arm: str) -> None:
+        """Serve the next calls with the adapter of `arm` (see add_arm). The KV cache was computed under the
+        other weights, so a switch starts the next prompt cold."""
+        if arm == self.arm:
+            return
+        import ctypes
+
+        import llama_cpp
+        adapter, handle = self._arms[arm]
+        if handle is None:
+            llama_cpp.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
+        else:
+            llama_cpp.llama_set_adapters_lora(self.llm._ctx.ctx, (llama_cpp.llama_adapter_lora_p_ctypes * 1)(handle),
+                                              1, (ctypes.c_float * 1)(1.0))
+        self.llm.n_tokens = 0
+        self.adapter, self.arm = adapter, arm
 
     def reset(self) -> None:
         """Forget the KV cache: the next prompt is evaluated from scratch (cold, and reproducible)."""
@@ -269,5 +302,12 @@ def load_runtime(model: str | None, adapter: str | Adapter | None = None, *,
         lora = resolve_adapter(adapter, base)
     runtime = LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx))
     runtime.notice = notice
+    running = trial.load(base.identity) if adapter == PROMOTED_ADAPTER else None
+    if running and not running.ended and running.new == (lora.name if lora else None):
+        try:  # the version promoted before serves the trial's share of calls
+            runtime.add_arm("old", resolve_adapter(running.old, base) if running.old else None)
+            runtime.trial = running
+        except ModelError as e:
+            log.warning("not comparing %s with %s online: %s", running.new, running.old, e)
     return runtime
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import subprocess
 import threading
 import time
@@ -14,13 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import trial as trials
 from .engine import Admitted, Engine, InputError, Request, Result
 from .filter import Filter, NoFilter
 from .filter_files import SHIPPED, FilterError, current_folder, load_filter, start_update, watch
 from .models import ModelError
 from .names import OUTCOMES, Reason, ServerState
 from .options import Options
-from .registry import adapters_dir, promoted
+from .registry import adapters_dir, promoted, rollback
 from .remote import RemoteError, RemoteRuntime
 from .runtime import PROMOTED_ADAPTER, Cancelled, load_runtime
 from .settings import MODEL_KEYS, Settings, parse_settings
@@ -65,6 +67,9 @@ class Session:
         self.accepted_ids: OrderedDict[str, None] = OrderedDict()  # recent accepts, each counted once
         self.items: dict[str, tuple[str, str]] = {}  # uri -> (id, text) of the completion item offered last
         self.last_prompt_files: tuple[str, ...] = ()  # what the last model prompt named (ghostline/stats)
+        self.trial: trials.Trial | None = None  # the online A/B of the promoted adapter, while it runs
+        self.rng = random.Random()
+        self._trial_shown: OrderedDict[str, None] = OrderedDict()  # ids of trial suggestions reported shown
         self.stats: dict[str, int] = {k: 0 for k in (
             "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty",
             "inflight_reuses", "filtered")}
@@ -141,6 +146,8 @@ class Session:
                 runtime = RemoteRuntime(s.remoteUrl, model=s.remoteModel, template=s.remoteTemplate,
                                         timeout_ms=s.remoteTimeoutMs) if s.remoteUrl else self.loader(name)
                 self.engine = Engine(runtime, options=self.options, filt=self.filter)
+                self._save_trial()
+                self.trial = getattr(runtime, "trial", None)
                 self.error = None
                 log.info("model ready: %s", runtime.model_id)
                 if getattr(runtime, "notice", None):
@@ -220,8 +227,10 @@ class Session:
             return Result("", "", "none", reason=Reason.NO_MODEL)
         self.count("model_calls")
         self.set_state(ServerState.GENERATING)
+        arm = self._arm(engine)
         try:
             result = engine.generate(req, admitted, self.settings, cancel, progress)
+            result.arm = arm
             self.error = None  # a remote engine answers again
         except Cancelled:
             # recorded with its features: the filter learns which model calls end up thrown away
@@ -246,6 +255,55 @@ class Session:
                  result.reused_tokens, t.get("prompt_ms", 0), t.get("generate_ms", 0),
                  f" [{result.reason.value}]" if result.reason else "")
         return result
+
+    # --- the online trial of a promoted adapter (server.trial) -----------------------------------
+    def _arm(self, engine: Engine) -> str:
+        """The version that answers this model call: drawn while a trial runs and telemetry is on."""
+        if self.trial is None:
+            return ""
+        arm = self.trial.draw(self.rng) if self.recorder.enabled else "new"
+        engine.runtime.use(arm)
+        return arm if self.recorder.enabled else ""
+
+    def _observe(self, result: Result, kind: str, length: int | None) -> None:
+        trial = self.trial
+        if trial is None or not result.arm or not self.recorder.enabled:
+            return
+        if kind == "shown":
+            if result.id in self._trial_shown:
+                return
+            self._trial_shown[result.id] = None
+            while len(self._trial_shown) > 512:
+                self._trial_shown.popitem(last=False)
+            trial.shown(result.arm)
+        elif kind in ("accepted", "partial") and result.id in self._trial_shown:
+            del self._trial_shown[result.id]  # one accept per suggestion shown
+            trial.accepted(result.arm, len(result.text) if kind == "accepted" or length is None else length)
+        else:
+            return
+        if sum(s[0] for s in trial.stats.values()) % 20 == 0:
+            trials.save(trial)
+        verdict = trial.verdict()
+        if verdict is None:
+            return
+        self.trial = None
+        runtime = self.engine.runtime if self.engine else None
+        if verdict == "old":
+            text = f"Ghostline: adapter {trial.new} did worse than {trial.old or 'the base model'} on your " \
+                   f"suggestions ({trial.describe()}); rolled back"
+            trials.save(trial)
+            rollback(runtime.model, f"rolled back: {trial.describe()}")  # the watcher swaps the model
+        else:
+            text = f"Ghostline: adapter {trial.new or 'none'} confirmed ({trial.describe()})"
+            trials.end(trial, f"confirmed: {trial.describe()}")
+            if runtime is not None:
+                runtime.use("new")
+        log.info("%s", text)
+        self.notify("message", {"level": "warning" if verdict == "old" else "info", "text": text})
+
+    def _save_trial(self) -> None:
+        if self.trial is not None and self.recorder.enabled:
+            trials.save(self.trial)
 
     def _remember(self, result: Result, req: Request) -> None:
         if result.reason is Reason.FILTERED:
@@ -280,6 +338,8 @@ class Session:
         if self.engine is not None and kind in ("accepted", "partial", "ignored"):
             self.engine.record_outcome(kind != "ignored")
             self._maybe_update_filter()
+        if known is not None:
+            self._observe(known[0], kind, length)
         accepted = None
         if known is not None and kind in ("accepted", "partial"):
             result, uri, line = known
@@ -329,6 +389,7 @@ class Session:
             self.engine.forget(uri)
 
     def shutdown(self) -> None:
+        self._save_trial()
         if self._unwatch is not None:
             self._unwatch()
         self.recorder.close()

@@ -99,6 +99,7 @@ def test_the_cli_refuses_an_adapter_that_did_worse_held_out(tmp_path, bases, mon
     assert models.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "* better@" in out and "held-out loss 1.000 -> 0.600" in out
+    assert "online trial of better against no adapter: running: 10% of model calls" in out
     assert models.main(["rollback"]) == 0 and registry.promoted(a.identity) is None
     assert models.main(["promote", "worse", "--force"]) == 0 and registry.promoted(a.identity) == "worse"
     # a lower loss is not enough when the server's own pipeline answered the held-out tasks worse

@@ -5,7 +5,9 @@
     python -m training.models rollback          # serve the adapter promoted before (or the bare base model)
     python -m training.models export NAME       # merged, quantized GGUF + Ollama Modelfile, to serve elsewhere
 
-A running server swaps to the promoted adapter without a restart (it watches the registry).
+A running server swaps to the promoted adapter without a restart (it watches the registry). A promotion is
+then confirmed online (server.trial): while telemetry is on, a share of model calls is served by the version
+promoted before it, and the one the user's accepts say is worse goes, by itself.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from server import trial
 from server.models import ModelError, resolve
 from server.registry import (
     ADAPTER_MANIFEST,
@@ -80,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                 mark = "*" if a.base == base.identity and a.name == serving else " "
                 print(f"{mark} {a.identity:32s} on {a.base}  {held}")
             print(f"serving on {base.identity}: {serving or 'no adapter'}")
+            if t := trial.load(base.identity):
+                state = t.ended or f"running: {t.share:.0%} of model calls served by {t.old or 'no adapter'}"
+                print(f"online trial of {t.new} against {t.old or 'no adapter'}: {state}\n  {t.describe()}")
         elif args.cmd == "promote":
             a = next((x for x in list_adapters() if x.name == args.name), None)
             why = worse_than_base(about(a)) if a else None
