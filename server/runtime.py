@@ -192,6 +192,11 @@ class LlamaRuntime:
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False)) if text else 0
 
+    @property
+    def promoted_adapter(self) -> Adapter | None:
+        """The adapter this runtime was loaded to serve, whichever arm of a trial is in use now."""
+        return self._arms["new"][0]
+
     def add_arm(self, arm: str, adapter: Adapter | None) -> None:
         """Load another adapter (None: none, the bare base) that `use(arm)` switches to between calls."""
         import llama_cpp

@@ -168,7 +168,7 @@ class Session:
             return
         runtime = engine.runtime
         base = getattr(runtime, "model", None)  # none for a remote engine: it serves its own weights
-        now = getattr(getattr(runtime, "adapter", None), "name", None)
+        now = getattr(getattr(runtime, "promoted_adapter", None), "name", None)
         if base is not None and promoted(base.identity) != now:
             log.info("promoted adapter changed: reloading %s", base.identity)
             self.load_model_async()

@@ -195,6 +195,7 @@ def test_the_runtime_switches_adapters_between_calls(tmp_path, monkeypatch):
     tuned = answer(served)
     served.use("old")
     assert served.adapter is None and "+" not in served.model_id
+    assert served.promoted_adapter.name == "noisy"  # what the server compares with the registry
     plain = answer(served)
     assert plain == answer(LlamaRuntime(model))  # the bare base's answer, not the cache's
     assert tuned != plain  # else the switch proves nothing
