@@ -285,6 +285,46 @@ def test_policy_gradient_pushes_accepted_up_and_rejected_down(tok):
     assert after[0] < before[0] and after[1] > before[1]
 
 
+def test_kto_pushes_desirable_up_and_undesirable_down_from_the_reference(tok):
+    pos, neg = encoded(tok, 2)
+    pos["weight"], neg["weight"] = 1.0, -1.25  # accepted; shown and not accepted (unpaired, as KTO takes them)
+    cfg = Config(method="kto", beta=1.0, steps=30, lr=5e-2, warmup=2, rank=8, alpha=16, targets=ALL)
+    model = finetune.with_lora(tiny_model(len(tok)), cfg)
+    before = [finetune.seq_logprob(model, x).item() for x in (pos, neg)]
+    losses = finetune.train(model, [pos, neg], cfg)
+    after = [finetune.seq_logprob(model, x).item() for x in (pos, neg)]
+    assert after[0] > before[0] and after[1] < before[1]
+    assert pos["ref"] == pytest.approx(before[0], abs=1e-3)  # the reference is the model before training
+    assert losses[-1] < losses[0]
+
+
+def test_dpo_widens_the_margin_of_the_code_over_the_models_mistake(tok):
+    chosen, rejected = encoded(tok, 2)
+    rejected["ids"] = chosen["ids"][:-chosen["n_target"]] + rejected["ids"][-rejected["n_target"]:]  # one prompt
+    pair = {"chosen": chosen, "rejected": rejected, "weight": 1.0}
+    cfg = Config(method="dpo", beta=0.5, steps=20, lr=5e-2, warmup=2, rank=8, alpha=16, targets=ALL)
+    model = finetune.with_lora(tiny_model(len(tok)), cfg)
+
+    def margin():
+        return finetune.seq_logprob(model, chosen).item() - finetune.seq_logprob(model, rejected).item()
+    start = margin()
+    losses = finetune.train(model, [pair], cfg)
+    assert margin() > start + 1.0 and losses[-1] < losses[0] and losses[0] == pytest.approx(np.log(2), abs=1e-3)
+
+
+def test_mistakes_pair_the_code_with_the_pipelines_wrong_answers(tmp_path, tok):
+    from training.fim_tasks import make_tasks
+    ws = workspace(tmp_path / "ws")
+    tasks = make_tasks("python", fim_examples.code_files(ws, "python"), 6, seed=0, base=ws)
+    answers = {t.id: a for t, a in zip(tasks, [tasks[0].middle, "", "wrong()\n", "AWS = 'AKIAIOSFODNN7EXAMPLE'\n",
+                                               "wrong()\n", "wrong()\n"])}
+    pairs = fim_examples.mistakes(tasks, lambda t: answers[t.id], QWEN, count_with(tok))
+    assert len(pairs) == 4  # right and empty answers make no pair
+    for chosen, rejected in pairs:
+        assert chosen.prompt == rejected.prompt and chosen.middle != rejected.middle
+        assert "AKIA" not in rejected.middle  # redacted like everything trained on
+
+
 def test_outcomes_become_rewards_over_propensities(tmp_path, monkeypatch, tok):
     from server.telemetry import TelemetryStore
     monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "gl"))
@@ -415,3 +455,20 @@ def test_export_merges_the_adapter_into_a_quantized_gguf_that_answers_like_the_a
     assert agree(tuned, plain) <= 2  # the adapter matters, so agreeing with it means it was merged
     assert agree(exact, tuned) >= 3 and all(len(set(x) & set(y)) >= 2 for x, y in zip(exact, tuned))
     assert agree(got, tuned) > agree(got, plain), (got, tuned, plain)  # quantized again: close to the adapter
+
+
+@pytest.mark.model
+def test_dpo_end_to_end_on_the_pipelines_own_mistakes(tmp_path, monkeypatch):
+    """`--method dpo` as a user runs it, cut short: the serving pipeline answers train tasks, its wrong answers
+    become the rejected side of pairs, and the adapter trains on them against the base as reference."""
+    from server.models import resolve
+    real = resolve(None).path
+    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "data"))
+    ws = workspace(tmp_path / "ws")
+    assert finetune.main(["--method", "dpo", "--model", str(real), "--workspace", str(ws), "--name", "dpo",
+                          "--examples", "12", "--pairs", "6", "--steps", "2", "--holdout-eval", "2",
+                          "--serve-eval", "0", "--threads", "2"]) == 0
+    report = json.loads((tmp_path / "data" / "finetune" / "dpo" / "report.json").read_text())
+    assert report["config"]["method"] == "dpo" and 1 <= report["data"]["train_examples"] <= 6
+    assert len(report["losses"]) == 2 and report["losses"][0] == pytest.approx(np.log(2), abs=0.05)

@@ -8,8 +8,10 @@ Sources:
   quality benchmark's editor states; vendored, generated, huge and sensitive files are skipped, secrets are
   redacted, duplicates dropped;
 - accepted completions from training-level telemetry, weighted by how much of them survived;
-- for `--method pg`, every completion shown, weighted by its reward (accepted +0.75, plus up to 0.25 for
-  length; shown and not accepted -0.25) over the logged probability that it was shown (inverse propensity).
+- for `--method pg` and `kto`, every completion shown, weighted by its reward (accepted +0.75, plus up to 0.25
+  for length; shown and not accepted -0.25) over the logged probability that it was shown (inverse propensity);
+- for `--method dpo`, pairs with one prompt: the code that is there (chosen) against the serving pipeline's
+  own answer where that answer is wrong (rejected): the model is taught away from its own mistakes.
 A file is held out by a hash of its path (never trained on, scored after training); telemetry events are
 held out by time (the newest share). The held-out paths go into the adapter's manifest.
 What the user dropped in `python -m training.telemetry review` (suggestions by id, files by glob) is never used.
@@ -113,6 +115,23 @@ def from_tasks(tasks: Iterable[Task], template: FimTemplate, count: Callable[[st
     for t in tasks:
         prefix, middle, suffix, _ = redact_fim(t.prefix, t.middle, t.suffix)
         out.append(Example(render(prefix, suffix, template, count, options), middle, t.kind, t.language, t.path))
+    return out
+
+
+def mistakes(tasks: Iterable[Task], answer: Callable[[Task], str], template: FimTemplate,
+             count: Callable[[str], int], options: Options = Options()) -> list[tuple[Example, Example]]:
+    """(chosen, rejected) pairs: the task's middle against `answer(task)` (what the server shows there) for the
+    tasks where the answer is not empty and not the middle."""
+    out = []
+    for t in tasks:
+        got = answer(t)
+        if not got.strip() or got.strip() == t.middle.strip():
+            continue
+        prefix, middle, suffix, _ = redact_fim(t.prefix, t.middle, t.suffix)
+        _, wrong, _, _ = redact_fim(t.prefix, got, t.suffix)
+        prompt = render(prefix, suffix, template, count, options)
+        out.append((Example(prompt, middle, t.kind, t.language, t.path),
+                    Example(prompt, wrong, "rejected", t.language, t.path)))
     return out
 
 

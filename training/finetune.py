@@ -6,6 +6,8 @@ examples, exported as GGUF for llama.cpp on the same base weights.
     python -m training.finetune --workspace ~/src/app --db ~/.local/share/ghostline/telemetry.sqlite3
     python -m training.finetune --steps 20 --name quick          # a short try
     python -m training.finetune --method pg --db ~/.local/share/ghostline/telemetry.sqlite3   # from outcomes
+    python -m training.finetune --method kto --db ~/.local/share/ghostline/telemetry.sqlite3  # the same, as KTO
+    python -m training.finetune --method dpo --workspace ~/src/app   # away from the model's own mistakes
     torchrun --nproc_per_node 4 -m training.finetune --steps 500     # several GPUs or machines (also accelerate launch)
 
 The shipped model is an instruct model: it infills but does not end the middle (it carries on and repeats
@@ -14,6 +16,11 @@ adapter learns both what to write and where to stop. `--method sft` (default) im
 `--method pg` is an offline policy gradient on the user's outcomes: each shown completion's likelihood is
 pushed up or down by its reward over the probability it was shown (training.fim_examples.from_outcomes); a
 rejected completion stops being pushed once it is already unlikely (mean loss above `unlikely`).
+The preference methods keep the model near where it started (the base model, the adapter switched off, is the
+reference): `--method kto` takes the same outcomes as desirable (accepted) or not, unpaired, as KTO does;
+`--method dpo` takes pairs with one prompt, the code that is there against what the serving pipeline answers
+there when it is wrong (training.fim_examples.mistakes), so the model learns away from its own mistakes. Both
+losses are written out below, as the papers (and trl) define them, inside the same loop as the others.
 
 Reads top to bottom: config, load (base weights dequantized from the GGUF in use, examples), train
 (resumable: a checkpoint every few steps), evaluate (held-out loss and p(end-of-text) after the middle,
@@ -45,12 +52,12 @@ from training.fim_examples import Example
 from training.models import worse_than_base
 
 # --- config (defaults) --------------------------------------------------------------------------------------
-METHODS = ("sft", "pg")
+METHODS = ("sft", "pg", "kto", "dpo")
 
 
 @dataclass
 class Config:
-    method: str = "sft"  # sft: imitate the middles; pg: offline policy gradient on outcomes (needs --db)
+    method: str = "sft"  # sft: imitate the middles; pg, kto: learn from outcomes (need --db); dpo: from mistakes
     model: str | None = None  # a manifest name or .gguf path; default: the default model
     name: str = "fim-sft"  # the adapter's name in the registry
     workspace: str | None = None  # code to learn from; default: the corpus train split
@@ -67,6 +74,8 @@ class Config:
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     max_len: int = 1024  # tokens, prompt + middle; longer examples are skipped
     unlikely: float = 4.0  # pg: a rejected completion with a mean loss above this (nats) is left alone
+    beta: float = 0.1  # kto, dpo: how far from the reference (the base model) the log-ratios may pull
+    pairs: int = 200  # dpo: train-split tasks answered by the serving pipeline to find its mistakes
     checkpoint_every: int = 20
     seed: int = 0
     promote: bool = False  # serve the adapter when it did better than the base on the held-out examples
@@ -115,6 +124,41 @@ def item_loss(model, item: dict):
     loss = torch.nn.functional.cross_entropy(logits, targets)
     p_eot = torch.softmax(logits[-1].detach(), -1)[targets[-1]].item()
     return loss, p_eot
+
+
+def seq_logprob(model, item: dict):
+    """log p(middle + end-of-text | prompt), summed over the target tokens."""
+    loss, _ = item_loss(model, item)
+    return -loss * item["n_target"]
+
+
+def reference(model, item: dict) -> float:
+    """seq_logprob under the reference model (the adapter switched off), computed once per item."""
+    if "ref" not in item:
+        import torch
+        with torch.no_grad(), model.disable_adapter():
+            item["ref"] = seq_logprob(model, item).item()
+    return item["ref"]
+
+
+def objective(model, item: dict, cfg: Config, kl: list[float]):
+    """The loss of one item under cfg.method (None: the item is left alone this step). `kl` holds KTO's
+    recent policy/reference log-ratios: their mean, clamped at 0, is its reference point."""
+    import torch.nn.functional as F
+    if cfg.method == "dpo":  # -log sigmoid(beta * ((chosen ratio) - (rejected ratio)))
+        c, r = item["chosen"], item["rejected"]
+        margin = (seq_logprob(model, c) - reference(model, c)) - (seq_logprob(model, r) - reference(model, r))
+        return -F.logsigmoid(cfg.beta * margin)
+    if cfg.method == "kto":  # 1 - sigmoid(beta * (ratio - z0)) when desirable, (z0 - ratio) when not
+        ratio = seq_logprob(model, item) - reference(model, item)
+        z0 = max(0.0, float(np.mean(kl[-32:]))) if kl else 0.0
+        kl.append(ratio.item())
+        sign = 1.0 if item["weight"] > 0 else -1.0
+        return (1 - F.sigmoid(cfg.beta * sign * (ratio - z0))) * abs(item["weight"])
+    loss, _ = item_loss(model, item)
+    if item["weight"] < 0 and loss.item() > cfg.unlikely:
+        return None  # already unlikely: pushing further down only damages the model
+    return loss * item["weight"]
 
 
 def evaluate(model, items: list[dict]) -> dict:
@@ -168,6 +212,7 @@ def train(model, items: list[dict], cfg: Config, ckpt: Path | None = None) -> li
             start, losses = state["step"], state["losses"]
             print(f"resuming at step {start} from {ckpt}", file=sys.stderr)
     model.train()
+    kl: list[float] = []
     bar = tqdm(range(start, cfg.steps), desc="training", file=sys.stderr, initial=start, total=cfg.steps)
     for step in bar:
         for group in opt.param_groups:
@@ -175,10 +220,10 @@ def train(model, items: list[dict], cfg: Config, ckpt: Path | None = None) -> li
         total = 0.0
         for j in range(cfg.grad_accum):
             item = items[order[(step * cfg.grad_accum + j) % len(order)]]
-            loss, _ = item_loss(model, item)
-            if item["weight"] < 0 and loss.item() > cfg.unlikely:
-                continue  # already unlikely: pushing further down only damages the model
-            (loss * item["weight"] / cfg.grad_accum).backward()
+            loss = objective(model, item, cfg, kl)
+            if loss is None:
+                continue
+            (loss / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
         if size > 1:
             for p in params:
@@ -236,6 +281,15 @@ def export_gguf(tensors: dict[str, np.ndarray], path: Path, alpha: float, arch: 
     return path
 
 
+def pipeline_answers(model: str | None):
+    """What the server shows at a task (the serving pipeline on the quantized base, cold and greedy)."""
+    from server.engine import Engine
+    from server.runtime import load_runtime
+    from training.evaluate import run_pipeline
+    engine = Engine(load_runtime(model, "none"))
+    return lambda task: run_pipeline(engine, task)["text"]
+
+
 def serving_check(model: str | None, adapter, tasks: list) -> dict:
     """The server's own pipeline (llama.cpp on the quantized base) on held-out tasks, cold and greedy, without
     and with the adapter (a registry name or a server.registry.Adapter): what promotion is judged on, beside the
@@ -253,7 +307,7 @@ def serving_check(model: str | None, adapter, tasks: list) -> dict:
     return out
 
 
-def plot(losses: list[float], before: dict, after: dict, path: Path) -> None:
+def plot(losses: list[float], before: dict, after: dict, path: Path, method: str = "sft") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -263,10 +317,10 @@ def plot(losses: list[float], before: dict, after: dict, path: Path) -> None:
     if len(losses) >= w:
         ax.plot(range(w - 1, len(losses)), np.convolve(losses, np.ones(w) / w, mode="valid"), label=f"mean of {w}")
     for res, style, name in ((before, ":", "held-out before"), (after, "--", "held-out after")):
-        if res.get("loss") is not None:
+        if res.get("loss") is not None and method == "sft":  # the same cross-entropy as the steps' only then
             ax.axhline(res["loss"], linestyle=style, color="k", label=f"{name}: {res['loss']:.3f}")
     ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (middle + end-of-text)")
+    ax.set_ylabel(f"{method} loss" + (" (cross-entropy, middle + end-of-text)" if method == "sft" else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -280,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Config()
     ap.add_argument("--method", choices=METHODS, default=defaults.method)
     for f in ("model", "name", "workspace", "db", "examples", "holdout_eval", "serve_eval", "steps", "grad_accum", "lr",
-              "rank", "alpha", "max_len", "seed", "threads"):
+              "rank", "alpha", "max_len", "beta", "pairs", "seed", "threads"):
         d = getattr(defaults, f)
         ap.add_argument("--" + f.replace("_", "-"), dest=f, default=d, type=type(d) if d is not None else str)
     ap.add_argument("--promote", action="store_true",
@@ -308,13 +362,19 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(cfg.workspace).expanduser() if cfg.workspace else split_dir("train")
     train_tasks, held_tasks = fim_examples.file_tasks(root, cfg.examples, cfg.seed)
-    if cfg.method == "pg":
+    pairs: list[tuple[Example, Example]] = []
+    if cfg.method in ("pg", "kto"):
         if not cfg.db:
-            print("--method pg learns from outcomes: give --db (a telemetry database at the training level)",
-                  file=sys.stderr)
+            print(f"--method {cfg.method} learns from outcomes: give --db (a telemetry database at the training "
+                  "level)", file=sys.stderr)
             return 2
         train_ex, test_ex = fim_examples.from_outcomes(Path(cfg.db).expanduser(), template, count, Options())
         test_ex = [e for e in test_ex if e.weight > 0]  # held out: how likely it finds what was accepted
+    elif cfg.method == "dpo":
+        pairs = fim_examples.mistakes(tqdm(train_tasks[:cfg.pairs], desc="the pipeline's answers", file=sys.stderr),
+                                      pipeline_answers(cfg.model), template, count, Options())
+        train_ex = [chosen for chosen, _ in pairs]
+        test_ex = fim_examples.dedupe(fim_examples.from_tasks(held_tasks, template, count, Options()))
     else:
         train_ex = fim_examples.dedupe(fim_examples.from_tasks(train_tasks, template, count, Options()))
         test_ex = fim_examples.dedupe(fim_examples.from_tasks(held_tasks, template, count, Options()))
@@ -322,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
             more_train, more_test = fim_examples.from_telemetry(Path(cfg.db).expanduser(), template, count)
             train_ex, test_ex = train_ex + more_train, test_ex + more_test
     items = [e for e in (encode(x, tok, eot, cfg.max_len) for x in train_ex) if e]
+    if pairs:
+        items = [{"chosen": c, "rejected": r, "weight": 1.0} for c, r in
+                 ((encode(a, tok, eot, cfg.max_len), encode(b, tok, eot, cfg.max_len)) for a, b in pairs) if c and r]
     held = [e for e in (encode(x, tok, eot, cfg.max_len) for x in test_ex) if e][:cfg.holdout_eval]
     if not items:
         print(f"no training examples under {root}", file=sys.stderr)
@@ -354,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"served on {s['n']} held-out tasks: exact {s['base']['exact']:.3f} -> {s['adapter']['exact']:.3f}, "
               f"ES {s['base']['es']:.3f} -> {s['adapter']['es']:.3f}", file=sys.stderr)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    plot(losses, before, after, out / "loss.png")
+    plot(losses, before, after, out / "loss.png", cfg.method)
     adapter = register_adapter(cfg.name, base, gguf, {k: v for k, v in report.items() if k != "losses"})
     print(f"adapter {adapter.identity} -> {adapter.path}\nreport: {out / 'report.json'}, {out / 'loss.png'}",
           file=sys.stderr)
