@@ -234,3 +234,20 @@ async def test_the_server_completes_through_a_real_llama_cpp_server(client: Lang
     result = await inline(client, "file:///tmp/remote_add.py", line, char)
     assert result.items and "a + b" in result.items[0].insert_text
     assert (await stats(client))["model_calls"] == 1
+
+
+@pytest.mark.model
+def test_the_benchmark_runs_the_pipeline_through_a_remote_engine(llama_server, tmp_path):
+    """`training.evaluate --remote URL`: the same pipeline with the engine generating (its prompt cut by the
+    token estimate, so its answers may differ from the local pipeline's: the runtime test above holds the
+    generation itself to the local one)."""
+    from training import evaluate
+    assert evaluate.main(["--python", "6", "--javascript", "0", "--typescript", "0", "--out", str(tmp_path),
+                          "--name", "r", "--remote", llama_server]) == 0
+    rows = [json.loads(r) for r in (tmp_path / "r.rows.jsonl").read_text().splitlines()]
+    system = f"remote:{llama_server}"
+    assert len(rows) == 6 and all(system in r for r in rows)
+    assert sum(bool(r[system]["text"]) for r in rows) >= 4 and all(r[system]["tokens"] > 0 for r in rows)
+    assert not any(r[system]["branched"] for r in rows)
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]["all"]
+    assert f"{system}_vs_pipeline" in summary

@@ -12,7 +12,9 @@ Every system answers every task cold (KV cache cleared, greedy), so a run is rep
 - raw_block (block tasks only): the raw call run to end-of-text (128 tokens), cut where it starts
   repeating the suffix;
 - each --ablate NAME=VALUE: the pipeline with one Options switch flipped;
-- each --adapter NAME: the pipeline on the model with that LoRA adapter (training.finetune) applied.
+- each --adapter NAME: the pipeline on the model with that LoRA adapter (training.finetune) applied;
+- --remote URL: the pipeline with a serving engine generating (server.remote; not cold: the engine keeps
+  its own cache).
 Scores: exact, edit similarity, first-line exact, the file still parses after accepting (Python `ast`,
 tree-sitter for JavaScript/TypeScript), doctests where they exercise the hole, latency and tokens
 evaluated; for the pipeline's systems also the share of generations that ended with end-of-text (not
@@ -40,6 +42,7 @@ from server.editor_state import EditorState, editor_state
 from server.engine import Engine, Request
 from server.options import Options
 from server.postprocess import decide_multiline, finish, one_line_wanted, prefer_one_line
+from server.remote import RemoteRuntime
 from server.runtime import load_runtime
 from server.settings import Settings
 from server.syntax import parses
@@ -49,6 +52,7 @@ from training.metrics import percentiles
 
 # --- config -------------------------------------------------------------------------------------
 SEED = 7
+VARIANTS = ("ablate:", "adapter:", "remote:")  # systems compared with the pipeline (not with the raw call)
 N = {"python": 350, "javascript": 250, "typescript": 100}  # TypeScript: what the split holds (12 tasks today)
 QUICK = {"python": 50, "javascript": 35, "typescript": 15}
 MAX_TOKENS = Settings().maxTokens  # the server's default
@@ -234,7 +238,7 @@ def build_summary(rows: list[dict], systems: list[str]) -> dict:
         if any("raw_block" in r for r in sel):
             g["pipeline_vs_raw_block"] = compare(sel, "pipeline", "raw_block")
         for s in systems:
-            if s.startswith(("ablate:", "adapter:")):
+            if s.startswith(VARIANTS):
                 g[f"{s}_vs_pipeline"] = compare(sel, s, "pipeline")
         out[name] = {k: v for k, v in g.items() if v}
     return out
@@ -380,12 +384,14 @@ def parse_ablations(items: list[str], replay_only: bool = False) -> dict[str, Op
 
 
 def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows_path: Path,
-        done: dict[str, dict], split: str, adapters: tuple[str, ...] = ()) -> list[dict]:
+        done: dict[str, dict], split: str, adapters: tuple[str, ...] = (), remote: str | None = None) -> list[dict]:
     """Every system on every task; rows are appended to rows_path as they finish."""
     runtime = load_runtime(model)
     engines = {"pipeline": Engine(runtime)}
     engines.update({v: Engine(runtime, options=opts) for v, opts in variants.items()})
     engines.update({f"adapter:{a}": Engine(load_runtime(model, a)) for a in adapters})
+    if remote:
+        engines[f"remote:{remote}"] = Engine(RemoteRuntime(remote, timeout_ms=60_000))
     rows = []
     with rows_path.open("a") as sink:
         for task in tqdm(tasks, desc="evaluating", file=sys.stderr):
@@ -426,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run the pipeline with this Options switch (repeatable)")
     ap.add_argument("--adapter", action="append", default=[], metavar="NAME",
                     help="also run the pipeline with this adapter from the registry (repeatable)")
+    ap.add_argument("--remote", default=None, metavar="URL",
+                    help="also run the pipeline through this OpenAI-compatible engine (server.remote)")
     ap.add_argument("--replay", action="append", default=[], metavar="NAME=VALUE",
                     help="a post-processing switch computed from the shipped pipeline's generation, no model "
                          "time (see REPLAYABLE; repeatable)")
@@ -462,12 +470,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.report:
         done.update({r["id"]: r for r in run(tasks, variants, args.model, rows_path, done, args.split,
-                                             tuple(args.adapter))})
+                                             tuple(args.adapter), args.remote)})
     # the summary covers every task of the run that has rows (all kinds, not only those just run), and every
     # system found in them
     rows = [done[t.id] for t in every if t.id in done]
     found = {k for r in rows for k in r if isinstance(r[k], dict)}
-    variants = {s: None for s in sorted(found) if s.startswith(("ablate:", "adapter:"))}
+    variants = {s: None for s in sorted(found) if s.startswith(VARIANTS)}
     by_id = {t.id: t for t in every}
     for r in rows:
         for system, opts in replays.items():
