@@ -2,8 +2,11 @@
 
 Ghostline builds the FIM prompt and post-processes the answer exactly as it does for the local model; the
 engine only generates. Nothing is sent anywhere unless the user set `ghostline.remoteUrl`. The stream is read
-token by token (`logprobs: 2`, so block confidence works as it does locally) and closed as soon as Ghostline
-has its answer or the request is cancelled. The engine's token ids are not known here, so the runner-up
+token by token and closed as soon as Ghostline has its answer or the request is cancelled. With
+`ghostline.remoteLogprobs` each token comes with its log-probability and its runner-up's, so block confidence
+works as it does locally; it is off by default because llama-cpp-python's own server spends ~100 ms a token
+on them (vLLM and llama.cpp's llama-server do not), and on the quick benchmark the answers were as good
+without them (docs/benchmarks.md). The engine's token ids are not known here, so the runner-up
 branches of the local runtime (`avoid_repeat`, `line_start_one_line`) do not happen: every step's runner-up
 is reported as none."""
 from __future__ import annotations
@@ -37,7 +40,7 @@ class RemoteRuntime:
     """The `engine.Runtime` protocol over HTTP. Thread-safe as far as the server needs: one worker drives it."""
 
     def __init__(self, url: str, *, model: str = "", template: str = "qwen", timeout_ms: int = 5000,
-                 api_key: str | None = None):
+                 api_key: str | None = None, logprobs: bool = False):
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RemoteError(f"remote engine URL {url!r} must look like http://host:port/v1")
@@ -47,6 +50,7 @@ class RemoteRuntime:
         self.timeout = timeout_ms / 1000
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
         self.model_name = model
+        self.logprobs = logprobs  # ask for each token's log-probability and its runner-up's (block confidence)
         self.adapter = None
         self.notice: str | None = None
         self.prompt_tokens_evaluated = 0
@@ -115,8 +119,8 @@ class RemoteRuntime:
         cancel = cancel or threading.Event()
         if cancel.is_set():
             raise Cancelled()
-        body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True, "logprobs": 2,
-                "stop": list(self.template.stops)}
+        body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+                "stop": list(self.template.stops), **({"logprobs": 2} if self.logprobs else {})}
         if self.model_name:
             body["model"] = self.model_name
         t0 = time.perf_counter()

@@ -144,7 +144,8 @@ class Session:
                 self._unwatch = lambda: [stop() for stop in stops if stop]
             try:
                 runtime = RemoteRuntime(s.remoteUrl, model=s.remoteModel, template=s.remoteTemplate,
-                                        timeout_ms=s.remoteTimeoutMs) if s.remoteUrl else self.loader(name)
+                                        timeout_ms=s.remoteTimeoutMs, logprobs=s.remoteLogprobs) \
+                    if s.remoteUrl else self.loader(name)
                 self.engine = Engine(runtime, options=self.options, filt=self.filter)
                 self._save_trial()
                 self.trial = getattr(runtime, "trial", None)

@@ -17,7 +17,7 @@ CHOICES = {
 }
 RANGES = {"maxTokens": (1, 512), "debounceMs": (0, 2000), "remoteTimeoutMs": (100, 60000)}
 # the settings that choose what generates: a change reloads it
-MODEL_KEYS = ("model", "remoteUrl", "remoteModel", "remoteTemplate", "remoteTimeoutMs")
+MODEL_KEYS = ("model", "remoteUrl", "remoteModel", "remoteTemplate", "remoteTimeoutMs", "remoteLogprobs")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Settings:
     remoteModel: str = ""  # empty: the first model the engine lists
     remoteTemplate: str = "qwen"  # the FIM tokens of the model the engine serves
     remoteTimeoutMs: int = 5000
+    remoteLogprobs: bool = False  # per-token log-probabilities from the engine (block confidence)
     clientTelemetryEnabled: bool = True
 
     def enabled_for(self, language: str) -> bool:

@@ -95,7 +95,7 @@ def free_port() -> int:
 
 
 def test_streams_tokens_with_their_logprobs(engine):
-    rt = RemoteRuntime(engine.url, api_key="s3cret")
+    rt = RemoteRuntime(engine.url, api_key="s3cret", logprobs=True)
     assert rt.model_name == "fim-model" and rt.model_id == f"remote:fim-model@{engine.url.split('/')[2]}"
     gen = rt.generate("<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n<|fim_middle|>", max_tokens=16,
                       should_stop=NEVER)
@@ -115,6 +115,7 @@ def test_an_answer_that_is_done_closes_the_stream(engine):
     t = time.perf_counter()
     gen = rt.generate("x", max_tokens=16, should_stop=lambda text, *_: text.endswith("a"))
     assert gen.text == "return a" and gen.stop_reason == "stop"
+    assert "logprobs" not in engine.seen[0][2]  # not asked for unless remoteLogprobs (the engine sent them anyway)
     assert time.perf_counter() - t < 0.2 * 4  # not the six tokens' 1 s
     time.sleep(1.0)
     assert engine.seen[-1][0] == "closed"  # the engine's next write found the connection gone
@@ -207,7 +208,7 @@ def llama_server():
 @pytest.mark.model
 def test_a_real_llama_cpp_server_answers_as_the_local_runtime(llama_server):
     from server.runtime import load_runtime
-    local, remote = load_runtime(None, "none"), RemoteRuntime(llama_server, timeout_ms=30000)
+    local, remote = load_runtime(None, "none"), RemoteRuntime(llama_server, timeout_ms=30000, logprobs=True)
     assert remote.model_name == "qwen-0.5b" and remote.notice is None
     for prompt in ("<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))\n<|fim_middle|>",
                    "<|fim_prefix|>const xs = [1, 2, 3];\nconst doubled = xs.<|fim_suffix|>;\n<|fim_middle|>"):

@@ -371,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         train_ex, test_ex = fim_examples.from_outcomes(Path(cfg.db).expanduser(), template, count, Options())
         test_ex = [e for e in test_ex if e.weight > 0]  # held out: how likely it finds what was accepted
     elif cfg.method == "dpo":
-        pairs = fim_examples.mistakes(tqdm(train_tasks[:cfg.pairs], desc="the pipeline's answers", file=sys.stderr),
+        asked = random.Random(cfg.seed).sample(train_tasks, min(cfg.pairs, len(train_tasks)))  # every language
+        pairs = fim_examples.mistakes(tqdm(asked, desc="the pipeline's answers", file=sys.stderr),
                                       pipeline_answers(cfg.model), template, count, Options())
         train_ex = [chosen for chosen, _ in pairs]
         test_ex = fim_examples.dedupe(fim_examples.from_tasks(held_tasks, template, count, Options()))

@@ -22,6 +22,7 @@ export interface ServerSettings {
   remoteModel: string;
   remoteTemplate: RemoteTemplate;
   remoteTimeoutMs: number;
+  remoteLogprobs: boolean;
 }
 
 /** Settings only the extension uses (where the server lives); never sent to the server. */
@@ -48,7 +49,7 @@ export const DEFAULTS: Readonly<GhostlineSettings> = Object.freeze(
 
 export const SERVER_KEYS: readonly (keyof ServerSettings)[] = [
   "enable", "languages", "model", "maxTokens", "multiline", "debounceMs", "filterAggressiveness", "telemetryLevel",
-  "remoteUrl", "remoteModel", "remoteTemplate", "remoteTimeoutMs",
+  "remoteUrl", "remoteModel", "remoteTemplate", "remoteTimeoutMs", "remoteLogprobs",
 ];
 
 /** Settings whose change needs a new server process (the others are applied live by the server). */
@@ -109,6 +110,7 @@ export function normalizeSettings(raw: Partial<Record<keyof GhostlineSettings, u
     remoteModel: str(r.remoteModel, DEFAULTS.remoteModel),
     remoteTemplate: choice("remoteTemplate", r.remoteTemplate),
     remoteTimeoutMs: int("remoteTimeoutMs", r.remoteTimeoutMs),
+    remoteLogprobs: typeof r.remoteLogprobs === "boolean" ? r.remoteLogprobs : DEFAULTS.remoteLogprobs,
     pythonPath: str(r.pythonPath, DEFAULTS.pythonPath),
     serverRoot: str(r.serverRoot, DEFAULTS.serverRoot),
   };

@@ -40,7 +40,7 @@ test("initializationOptions: server keys plus clientTelemetryEnabled, no client-
   assert.deepEqual(payload, {
     enable: true, languages: {}, model: "", maxTokens: 32, multiline: "auto", debounceMs: 150,
     filterAggressiveness: "medium", telemetryLevel: "off", remoteUrl: "", remoteModel: "", remoteTemplate: "qwen",
-    remoteTimeoutMs: 5000, clientTelemetryEnabled: false,
+    remoteTimeoutMs: 5000, remoteLogprobs: false, clientTelemetryEnabled: false,
   });
 });
 
