@@ -104,6 +104,23 @@ def test_examples_skip_vendored_and_generated_files_and_redact_secrets(tmp_path,
     assert len({(e.prompt, e.middle) for e in train}) == len(train)  # de-duplicated
 
 
+def test_described_functions_become_natural_language_to_code_examples(tmp_path):
+    py = tmp_path / "geo.py"
+    py.write_text(CODE)
+    (area,) = fim_examples.described_bodies(py, "python", tmp_path)  # perimeter and Box say nothing
+    assert area.prefix.endswith('    """The area of a rectangle."""\n    ') and area.path == "geo.py"
+    assert area.middle == "result = width * height\n    return result"
+    assert area.prefix + area.middle + area.suffix == CODE
+    js = tmp_path / "sum.js"
+    js.write_text("// The sum of the numbers.\nexport function sum(xs) {\n  let t = 0;\n  for (const x of xs) t += x;\n"
+                  "  return t;\n}\n\nfunction quiet(x) {\n  return x;\n}\n")
+    (s,) = fim_examples.described_bodies(js, "javascript", tmp_path)
+    assert s.prefix.endswith("export function sum(xs) {\n  ")
+    assert s.middle == "let t = 0;\n  for (const x of xs) t += x;\n  return t;" and s.suffix.startswith("\n}")
+    train, held = fim_examples.file_tasks(workspace(tmp_path / "ws"), 12, 0, describes=4)
+    assert sum(t.kind == "describes" for t in train) == 4 and not any(t.kind == "describes" for t in held)
+
+
 def test_prompt_is_what_the_server_renders(tok):
     prefix, suffix = CODE[:120], CODE[120:]
     count = count_with(tok)

@@ -7,6 +7,8 @@ Sources:
 - code files (the user's workspace, or the corpus train split): holes cut by training.fim_tasks in the
   quality benchmark's editor states; vendored, generated, huge and sensitive files are skipped, secrets are
   redacted, duplicates dropped;
+- functions that say what they do (a docstring, or a comment above them) with their body as the middle,
+  the cursor on the line after the docstring or the opening brace: natural language to code (`describes`);
 - accepted completions from training-level telemetry, weighted by how much of them survived;
 - for `--method pg` and `kto`, every completion shown, weighted by its reward (accepted +0.75, plus up to 0.25
   for length; shown and not accepted -0.25) over the logged probability that it was shown (inverse propensity);
@@ -21,14 +23,16 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import random
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from server.context import build_context
 from server.dirs import data_dir
 from server.options import Options
+from server.syntax import syntax_tree
 from server.telemetry.redact import is_sensitive_path, redact_fim
 from server.telemetry.snapshot import open_snapshot, suggestions
 from server.templates import FimTemplate
@@ -118,6 +122,55 @@ def from_tasks(tasks: Iterable[Task], template: FimTemplate, count: Callable[[st
     return out
 
 
+MAX_BODY_LINES = 15  # as the benchmark's missing blocks
+FUNCTIONS = {"function_definition", "function_declaration", "method_definition", "generator_function_declaration"}
+
+
+def described_bodies(path: Path, language: str, root: Path) -> list[Task]:
+    """Tasks whose middle is the body of a function that says what it does: a Python docstring (the cursor on
+    the line after it) or a comment right above a JavaScript/TypeScript function (the cursor on the line after
+    its opening brace). Bodies over MAX_BODY_LINES lines are left out."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    tree = syntax_tree(language, text)
+    if tree is None:
+        return []
+    data, out = text.encode("utf-8"), []
+
+    def offset(byte: int) -> int:
+        return len(data[:byte].decode("utf-8", errors="replace"))
+
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        body = node.child_by_field_name("body")
+        if node.type not in FUNCTIONS or body is None or not body.named_children:
+            continue
+        first = body.named_children[0]
+        if language == "python":  # a docstring, then the statements
+            said = first.type == "expression_statement" and bool(first.named_children) and \
+                first.named_children[0].type == "string"
+            after, stmts = first.end_byte, body.named_children[1:]
+        else:  # a comment on the line above the function (or above the `export` holding it)
+            outer = node.parent if node.parent is not None and node.parent.type == "export_statement" else node
+            prev = outer.prev_named_sibling
+            said = prev is not None and prev.type == "comment" and prev.end_point[0] + 1 == outer.start_point[0]
+            after, stmts = body.start_byte + 1, body.named_children  # after the opening brace
+        if not said or not stmts:
+            continue
+        start = text.index("\n", offset(after)) + 1 if "\n" in text[offset(after):] else -1
+        end = offset(stmts[-1].end_byte)
+        if start <= 0 or end <= start or text[start:end].count("\n") + 1 > MAX_BODY_LINES:
+            continue
+        start += len(text[start:end]) - len(text[start:end].lstrip(" \t"))  # the editor indents the new line
+        out.append(Task(f"{language}-describes-{len(out)}", "describes", language,
+                        str(path.relative_to(root)), text[:start], text[end:], text[start:end]))
+    return out
+
+
 def mistakes(tasks: Iterable[Task], answer: Callable[[Task], str], template: FimTemplate,
              count: Callable[[str], int], options: Options = Options()) -> list[tuple[Example, Example]]:
     """(chosen, rejected) pairs: the task's middle against `answer(task)` (what the server shows there) for the
@@ -135,9 +188,24 @@ def mistakes(tasks: Iterable[Task], answer: Callable[[Task], str], template: Fim
     return out
 
 
-def file_tasks(root: Path, n_per_language: int, seed: int, kinds: tuple[str, ...] = KINDS
+def described(files: list[Path], language: str, root: Path, n: int, seed: int) -> list[Task]:
+    """Up to n described_bodies tasks from the files (seeded order), one function in each file at most
+    twice, middles of at most 800 characters (as training.fim_tasks)."""
+    files = list(files)
+    random.Random(f"{seed}-{language}-describes").shuffle(files)
+    out: list[Task] = []
+    for path in files:
+        if len(out) >= n:
+            break
+        got = [t for t in described_bodies(path, language, root) if len(t.middle) <= 800]
+        out += random.Random(f"{seed}-{path}").sample(got, min(2, len(got)))
+    return [replace(t, id=f"{language}-describes-{i:04d}") for i, t in enumerate(out[:n])]
+
+
+def file_tasks(root: Path, n_per_language: int, seed: int, kinds: tuple[str, ...] = KINDS, describes: int = 0
                ) -> tuple[list[Task], list[Task]]:
-    """(train, held out) FIM tasks from the code under root; the held-out files give an eighth as many."""
+    """(train, held out) FIM tasks from the code under root; the held-out files give an eighth as many.
+    `describes`: this many more training tasks per language whose middle is a described function's body."""
     train: list[Task] = []
     test: list[Task] = []
     for language in LANG_SUFFIX:
@@ -148,6 +216,7 @@ def file_tasks(root: Path, n_per_language: int, seed: int, kinds: tuple[str, ...
         for out, pick in ((train, [f for f in files if f not in held]), (test, held)):
             n = n_per_language if out is train else max(1, n_per_language // 8)
             out += make_tasks(language, pick, n, seed, base=root, kinds=kinds) if pick else []
+        train += described([f for f in files if f not in held], language, root, describes, seed) if describes else []
     return train, test
 
 

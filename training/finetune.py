@@ -63,6 +63,7 @@ class Config:
     workspace: str | None = None  # code to learn from; default: the corpus train split
     db: str | None = None  # a telemetry database: accepted completions (training level) join the examples
     examples: int = 1500  # per language, before de-duplication
+    describes: int = 0  # per language: more examples, the body of a function its docstring or comment describes
     holdout_eval: int = 48  # held-out examples scored before and after
     serve_eval: int = 40  # held-out tasks answered by the server's pipeline with and without the adapter
     steps: int = 180  # optimizer steps (one example each, times grad_accum)
@@ -333,8 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Config()
     ap.add_argument("--method", choices=METHODS, default=defaults.method)
-    for f in ("model", "name", "workspace", "db", "examples", "holdout_eval", "serve_eval", "steps", "grad_accum", "lr",
-              "rank", "alpha", "max_len", "beta", "pairs", "seed", "threads"):
+    for f in ("model", "name", "workspace", "db", "examples", "describes", "holdout_eval", "serve_eval", "steps",
+              "grad_accum", "lr", "rank", "alpha", "max_len", "beta", "pairs", "seed", "threads"):
         d = getattr(defaults, f)
         ap.add_argument("--" + f.replace("_", "-"), dest=f, default=d, type=type(d) if d is not None else str)
     ap.add_argument("--promote", action="store_true",
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         return len(tok(text, add_special_tokens=False).input_ids) if text else 0
 
     root = Path(cfg.workspace).expanduser() if cfg.workspace else split_dir("train")
-    train_tasks, held_tasks = fim_examples.file_tasks(root, cfg.examples, cfg.seed)
+    train_tasks, held_tasks = fim_examples.file_tasks(root, cfg.examples, cfg.seed, describes=cfg.describes)
     pairs: list[tuple[Example, Example]] = []
     if cfg.method in ("pg", "kto"):
         if not cfg.db:
