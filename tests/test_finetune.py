@@ -420,6 +420,8 @@ def test_finetune_end_to_end_on_a_workspace(tmp_path, monkeypatch):
     assert m["before"]["n"] >= 1 and m["after"]["loss"] > 0 and m["serving"]["n"] >= 1
     assert all(p.startswith("app/") for p in report["split"]["held_out_paths"])
     assert (tmp_path / "data" / "finetune" / "e2e" / "loss.png").stat().st_size > 1000
+    page = (tmp_path / "data" / "finetune" / "e2e" / "report.html").read_text()
+    assert "with the adapter" in page and f"{m['after']['loss']:.3f}" in page and "data:image/png;base64," in page
     (a,) = registry.list_adapters()
     manifest = json.loads((a.path.parent / registry.ADAPTER_MANIFEST).read_text())
     assert manifest["metrics"] == m and manifest["base"] == report["base"]

@@ -24,7 +24,8 @@ losses are written out below, as the papers (and trl) define them, inside the sa
 
 Reads top to bottom: config, load (base weights dequantized from the GGUF in use, examples), train
 (resumable: a checkpoint every few steps), evaluate (held-out loss and p(end-of-text) after the middle,
-before and after), export (adapter.gguf + a manifest into the adapter registry, a loss-curve PNG).
+before and after), export (adapter.gguf + a manifest into the adapter registry, a loss-curve PNG and an HTML
+report).
 """
 from __future__ import annotations
 
@@ -328,6 +329,39 @@ def plot(losses: list[float], before: dict, after: dict, path: Path, method: str
     plt.close(fig)
 
 
+def html_report(report: dict, png: Path, path: Path) -> None:
+    """One page a user can open: what was trained on, the before/after numbers, the loss curve."""
+    import base64
+    import html
+    m, data, cfg = report["metrics"], report["data"], report["config"]
+    rows = [("held-out loss", m["before"].get("loss"), m["after"].get("loss")),
+            ("p(end-of-text) after the middle", m["before"].get("p_eot"), m["after"].get("p_eot"))]
+    if s := m.get("serving"):
+        rows += [(f"{name}, {s['n']} held-out tasks through the server's pipeline", s["base"][k], s["adapter"][k])
+                 for name, k in (("exact match", "exact"), ("edit similarity", "es"))]
+    table = "".join(f"<tr><td>{name}</td><td>{_num(a)}</td><td>{_num(b)}</td></tr>" for name, a, b in rows)
+    source = (f"{data['train_examples']} training examples from {data['root']} ({', '.join(data['kinds'])})"
+              + (", with accepted completions from telemetry" if data["telemetry"] else "")
+              + f"; {data['held_out_examples']} held out ({len(report['split']['held_out_paths'])} files never "
+              "trained on)")
+    image = (f'<p><img alt="loss curve" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
+             if png.exists() else "")
+    path.write_text(
+        '<!doctype html><meta charset="utf-8">'
+        f"<title>Ghostline adapter {html.escape(cfg['name'])}</title>"
+        "<style>body{font:14px system-ui,sans-serif;max-width:52em;margin:2em auto}td,th{padding:.2em .8em;"
+        "text-align:left}table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style>"
+        f"<h1>Adapter {html.escape(cfg['name'])}</h1>"
+        f"<p>{html.escape(cfg.get('method', 'sft'))} on {html.escape(report['base'])}, {html.escape(report['date'])}, "
+        f"{report['minutes']} minutes. {html.escape(source)}.</p>"
+        f"<table><tr><th></th><th>base model</th><th>with the adapter</th></tr>{table}</table>{image}"
+        f"<p>Config: <code>{html.escape(json.dumps(cfg))}</code></p>\n")
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
 # --- main -------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__,
@@ -420,8 +454,9 @@ def main(argv: list[str] | None = None) -> int:
               f"ES {s['base']['es']:.3f} -> {s['adapter']['es']:.3f}", file=sys.stderr)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(losses, before, after, out / "loss.png", cfg.method)
+    html_report(report, out / "loss.png", out / "report.html")
     adapter = register_adapter(cfg.name, base, gguf, {k: v for k, v in report.items() if k != "losses"})
-    print(f"adapter {adapter.identity} -> {adapter.path}\nreport: {out / 'report.json'}, {out / 'loss.png'}",
+    print(f"adapter {adapter.identity} -> {adapter.path}\nreport: {out / 'report.html'} ({out / 'report.json'})",
           file=sys.stderr)
     if cfg.promote:
         why = worse_than_base(report) if held else "nothing was held out to judge it on"
