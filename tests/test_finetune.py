@@ -319,7 +319,7 @@ def test_dpo_widens_the_margin_of_the_code_over_the_models_mistake(tok):
     chosen, rejected = encoded(tok, 2)
     rejected["ids"] = chosen["ids"][:-chosen["n_target"]] + rejected["ids"][-rejected["n_target"]:]  # one prompt
     pair = {"chosen": chosen, "rejected": rejected, "weight": 1.0}
-    cfg = Config(method="dpo", beta=0.5, steps=20, lr=5e-2, warmup=2, rank=8, alpha=16, targets=ALL)
+    cfg = Config(method="dpo", beta=0.5, rpo=0.0, steps=20, lr=5e-2, warmup=2, rank=8, alpha=16, targets=ALL)
     model = finetune.with_lora(tiny_model(len(tok)), cfg)
 
     def margin():
@@ -327,6 +327,14 @@ def test_dpo_widens_the_margin_of_the_code_over_the_models_mistake(tok):
     start = margin()
     losses = finetune.train(model, [pair], cfg)
     assert margin() > start + 1.0 and losses[-1] < losses[0] and losses[0] == pytest.approx(np.log(2), abs=1e-3)
+    # with the chosen side's own cross-entropy (RPO, the default) the chosen middle also becomes more likely
+    cfg = Config(method="dpo", beta=0.5, steps=20, lr=5e-2, warmup=2, rank=8, alpha=16, targets=ALL)
+    model = finetune.with_lora(tiny_model(len(tok)), cfg)
+    pair = {"chosen": dict(chosen), "rejected": dict(rejected), "weight": 1.0}  # references computed afresh
+    pair["chosen"].pop("ref", None), pair["rejected"].pop("ref", None)
+    before = finetune.seq_logprob(model, chosen).item()
+    finetune.train(model, [pair], cfg)
+    assert finetune.seq_logprob(model, chosen).item() > before + 1.0
 
 
 def test_mistakes_pair_the_code_with_the_pipelines_wrong_answers(tmp_path, tok):
@@ -490,4 +498,5 @@ def test_dpo_end_to_end_on_the_pipelines_own_mistakes(tmp_path, monkeypatch):
                           "--serve-eval", "0", "--threads", "2"]) == 0
     report = json.loads((tmp_path / "data" / "finetune" / "dpo" / "report.json").read_text())
     assert report["config"]["method"] == "dpo" and 1 <= report["data"]["train_examples"] <= 6
-    assert len(report["losses"]) == 2 and report["losses"][0] == pytest.approx(np.log(2), abs=0.05)
+    assert len(report["losses"]) == 2 and report["config"]["rpo"] == 1.0
+    assert report["losses"][0] > np.log(2)  # the preference at the reference, plus the chosen side's cross-entropy
