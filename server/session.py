@@ -260,11 +260,12 @@ class Session:
     # --- the online trial of a promoted adapter (server.trial) -----------------------------------
     def _arm(self, engine: Engine) -> str:
         """The version that answers this model call: drawn while a trial runs and telemetry is on."""
-        if self.trial is None:
-            return ""
-        arm = self.trial.draw(self.rng) if self.recorder.enabled else "new"
-        engine.runtime.use(arm)
-        return arm if self.recorder.enabled else ""
+        trial, counted = self.trial, self.trial is not None and self.recorder.enabled
+        arm = trial.draw(self.rng) if counted else "new"
+        # switched here, on the model worker, never while a generation runs (a trial that just ended goes back)
+        if trial is not None or getattr(engine.runtime, "arm", "new") != "new":
+            engine.runtime.use(arm)
+        return arm if counted else ""
 
     def _observe(self, result: Result, kind: str, length: int | None) -> None:
         trial = self.trial
@@ -296,9 +297,7 @@ class Session:
             rollback(runtime.model, f"rolled back: {trial.describe()}")  # the watcher swaps the model
         else:
             text = f"Ghostline: adapter {trial.new or 'none'} confirmed ({trial.describe()})"
-            trials.end(trial, f"confirmed: {trial.describe()}")
-            if runtime is not None:
-                runtime.use("new")
+            trials.end(trial, f"confirmed: {trial.describe()}")  # the next model call goes back to "new"
         log.info("%s", text)
         self.notify("message", {"level": "warning" if verdict == "old" else "info", "text": text})
 

@@ -159,6 +159,25 @@ def test_the_session_rolls_a_worse_adapter_back_by_itself(tmp_path, base):
     s.shutdown()
 
 
+def test_a_better_adapter_is_confirmed_and_then_serves_alone(tmp_path, base):
+    s, sent = armed_session(tmp_path, base)
+    s.rng = random.Random(2)
+    for i in range(3000):
+        result = suggest(s, i)
+        s.outcome({"id": result.id, "outcome": "shown"})
+        if result.arm == "new":
+            s.outcome({"id": result.id, "outcome": "accepted"})
+        if s.trial is None:
+            break
+    assert s.trial is None and registry.promoted(base.identity) == "good"
+    assert trial.load(base.identity).ended.startswith("confirmed")
+    assert any(k == "message" and "confirmed" in p["text"] for k, p in sent)
+    s.engine.runtime.arm = "old"  # as if the verdict came while the old version was serving
+    after = [suggest(s, 5000 + i) for i in range(5)]
+    assert {r.arm for r in after} == {""} and s.engine.runtime.arm == "new"  # switched back on the worker
+    s.shutdown()
+
+
 def test_without_telemetry_the_new_version_serves_alone_and_nothing_is_counted(tmp_path, base):
     s, _ = armed_session(tmp_path, base, level="off")
     results = [suggest(s, i) for i in range(50)]
