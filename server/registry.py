@@ -87,23 +87,31 @@ def register_adapter(name: str, base: ResolvedModel, gguf: Path, about: dict | N
     return a
 
 
-def _promotions() -> dict[str, list[str]]:
+def read_state(name: str) -> dict:
+    """A JSON object kept in the adapters folder (promotions, trials); {} when it is missing or unreadable (said
+    in the log)."""
+    path = adapters_dir() / name
     try:
-        d = json.loads((adapters_dir() / PROMOTED).read_text())
-        return {k: [str(n) for n in v] for k, v in d.items() if isinstance(v, list)} if isinstance(d, dict) else {}
+        d = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
-        log.warning("ignoring %s: %s", adapters_dir() / PROMOTED, e)
+        log.warning("ignoring %s: %s", path, e)
         return {}
+    return d if isinstance(d, dict) else {}
 
 
-def _write_promotions(d: dict[str, list[str]]) -> None:
-    path = adapters_dir() / PROMOTED
+def write_state(name: str, d: dict) -> None:
+    """Replace the JSON object `name` in the adapters folder at once (a watcher never reads half of it)."""
+    path = adapters_dir() / name
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     tmp.write_text(json.dumps(d, indent=1) + "\n")
     tmp.replace(path)
+
+
+def _promotions() -> dict[str, list[str]]:
+    return {k: [str(n) for n in v] for k, v in read_state(PROMOTED).items() if isinstance(v, list)}
 
 
 def promoted(base: str) -> str | None:
@@ -120,7 +128,7 @@ def promote(name: str, base: ResolvedModel) -> Adapter:
     before = promoted(base.identity)
     d = _promotions()
     d[base.identity] = [n for n in d.get(base.identity, []) if n != name] + [name]
-    _write_promotions(d)
+    write_state(PROMOTED, d)
     trial.start(base.identity, name, before)
     return a
 
@@ -133,7 +141,7 @@ def rollback(base: ResolvedModel, why: str = "rolled back by hand") -> str | Non
     if not names:
         raise ModelError(f"no adapter is promoted for {base.identity}")
     d[base.identity] = names[:-1]
-    _write_promotions(d)
+    write_state(PROMOTED, d)
     running = trial.load(base.identity)
     if running and not running.ended and running.new == names[-1]:
         trial.end(running, why)

@@ -278,13 +278,13 @@ class Session:
             while len(self._trial_shown) > 512:
                 self._trial_shown.popitem(last=False)
             trial.shown(result.arm)
+            if sum(s[0] for s in trial.stats.values()) % 20 == 0:  # kept across restarts, without a write each time
+                trials.save(trial)
         elif kind in ("accepted", "partial") and result.id in self._trial_shown:
             del self._trial_shown[result.id]  # one accept per suggestion shown
             trial.accepted(result.arm, len(result.text) if kind == "accepted" or length is None else length)
         else:
             return
-        if sum(s[0] for s in trial.stats.values()) % 20 == 0:
-            trials.save(trial)
         verdict = trial.verdict()
         if verdict is None:
             return

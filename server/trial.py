@@ -14,14 +14,13 @@ Nothing is counted unless the user turned telemetry on (as for every outcome Gho
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
 
-from .registry import adapters_dir
+from .registry import read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +97,9 @@ class Trial:
         return "; ".join(parts)
 
 
-def _read() -> dict[str, dict]:
-    try:
-        d = json.loads((adapters_dir() / TRIALS).read_text())
-        return d if isinstance(d, dict) else {}
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        log.warning("ignoring %s: %s", adapters_dir() / TRIALS, e)
-        return {}
-
-
 def load(base: str) -> Trial | None:
     """The trial for `base` (running or ended), or None."""
-    d = _read().get(base)
+    d = read_state(TRIALS).get(base)
     try:
         return Trial(**d) if isinstance(d, dict) else None
     except TypeError as e:
@@ -120,13 +108,7 @@ def load(base: str) -> Trial | None:
 
 
 def save(trial: Trial) -> None:
-    d = _read()
-    d[trial.base] = asdict(trial)
-    path = adapters_dir() / TRIALS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps(d, indent=1) + "\n")
-    tmp.replace(path)
+    write_state(TRIALS, {**read_state(TRIALS), trial.base: asdict(trial)})
 
 
 def start(base: str, new: str | None, old: str | None) -> Trial | None:

@@ -161,9 +161,9 @@ def described_bodies(path: Path, language: str, root: Path) -> list[Task]:
             after, stmts = body.start_byte + 1, body.named_children  # after the opening brace
         if not said or not stmts:
             continue
-        start = text.index("\n", offset(after)) + 1 if "\n" in text[offset(after):] else -1
+        start = text.find("\n", offset(after)) + 1  # 0: no line after it
         end = offset(stmts[-1].end_byte)
-        if start <= 0 or end <= start or text[start:end].count("\n") + 1 > MAX_BODY_LINES:
+        if start == 0 or end <= start or text[start:end].count("\n") + 1 > MAX_BODY_LINES:
             continue
         start += len(text[start:end]) - len(text[start:end].lstrip(" \t"))  # the editor indents the new line
         out.append(Task(f"{language}-describes-{len(out)}", "describes", language,
