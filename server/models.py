@@ -41,6 +41,7 @@ class Manifest:
     sources: list = field(default_factory=list)
     description: str = ""
     default: bool = False
+    adapter: str | None = None  # the adapter Ghostline ships for these weights (models/adapters/, server.registry)
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,8 @@ class Options:
     drop_chat: bool = True  # an instruct model's chat formatting (``` fences) is never code
     line_start_newline: bool = True  # at the start of a line with code, insert a whole line
     # --- the model ---
-    # The LoRA adapter served on the base model: "promoted" (training.models promote; none until one is),
-    # "none", or an adapter's name in the registry (server.registry).
+    # The LoRA adapter served on the base model: "promoted" (the user's newest, training.models promote; else
+    # the one shipped for the base, models/adapters/), "shipped", "none", or an adapter's name (server.registry).
     adapter: str = "promoted"
     # --- the show/no-show filter (server.filter) ---
     # current: the promoted filter, else the shipped default (server.filter_files); off; or a filter folder

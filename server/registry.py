@@ -7,7 +7,9 @@ onto that base: the same weights on another base are noise.
 
 `adapters/promoted.json` says which adapter serves each base: {base identity: [names, newest last]}. The
 last one serves (the server watches the file and swaps without a restart); rollback drops it, and the one
-before serves again (or the bare base model).
+before serves again. Below the user's own promotions is the adapter Ghostline ships for a base (its model
+manifest's `adapter`, in `models/adapters/<name>/`, the same layout): it serves until the user promotes one,
+and again after the last is rolled back; a base without one serves bare.
 """
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dirs import models_dir
-from .models import ModelError, ResolvedModel, identity, sha256_file
+from .models import MANIFEST_DIR, ModelError, ResolvedModel, cached_sha256, identity, load_manifests, sha256_file
 
 log = logging.getLogger(__name__)
 
 ADAPTER_FILE = "adapter.gguf"
 ADAPTER_MANIFEST = "adapter.json"
 PROMOTED = "promoted.json"
+SHIPPED_DIR = MANIFEST_DIR / "adapters"  # the adapters that come with Ghostline (small: in git)
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,11 @@ def adapters_dir() -> Path:
 
 
 def list_adapters(base: str | None = None) -> list[Adapter]:
-    """The adapters on disk, only those trained for `base` (an identity) when given. An entry that cannot be
-    read is skipped with a warning: one broken folder does not hide the others."""
+    """The adapters on disk, shipped ones first, only those trained for `base` (an identity) when given. An
+    entry that cannot be read is skipped with a warning: one broken folder does not hide the others."""
     found = []
-    for manifest in sorted(adapters_dir().glob(f"*/{ADAPTER_MANIFEST}")):
+    for manifest in [*sorted(SHIPPED_DIR.glob(f"*/{ADAPTER_MANIFEST}")),
+                     *sorted(adapters_dir().glob(f"*/{ADAPTER_MANIFEST}"))]:
         try:
             d = json.loads(manifest.read_text())
             a = Adapter(d["name"], d["base"], manifest.parent / d["file"], d["sha256"])
@@ -61,7 +65,9 @@ def list_adapters(base: str | None = None) -> list[Adapter]:
 
 def resolve_adapter(name: str, base: ResolvedModel) -> Adapter:
     """The adapter `name` for `base`, checked; raises ModelError with what is wrong."""
-    mine = {a.name: a for a in list_adapters()}
+    mine: dict[str, Adapter] = {}
+    for a in list_adapters():
+        mine.setdefault(a.name, a)  # a shipped adapter's name is never shadowed
     a = mine.get(name)
     if a is None:
         raise ModelError(f"no adapter named {name!r} in {adapters_dir()}; "
@@ -70,13 +76,28 @@ def resolve_adapter(name: str, base: ResolvedModel) -> Adapter:
         raise ModelError(f"adapter {name} was trained for {a.base}, not {base.identity}")
     if not a.path.is_file():
         raise ModelError(f"adapter {name}: {a.path} is missing")
+    if a.path.is_relative_to(SHIPPED_DIR) and cached_sha256(a.path) != a.sha256:
+        raise ModelError(f"adapter {name}: {a.path} is corrupt (its sha256 is not {a.sha256[:8]}…); "
+                         "check out models/adapters again")
     return a
 
 
-def register_adapter(name: str, base: ResolvedModel, gguf: Path, about: dict | None = None) -> Adapter:
+def shipped(base: str) -> str | None:
+    """The name of the adapter Ghostline ships for `base` (an identity), or None."""
+    for m in load_manifests().values():
+        if m.adapter and m.sha256 and identity(m.name, m.sha256) == base:
+            return m.adapter
+    return None
+
+
+def register_adapter(name: str, base: ResolvedModel, gguf: Path, about: dict | None = None,
+                     root: Path | None = None) -> Adapter:
     """Copy a trained adapter into the registry (replacing one of the same name) and describe it; `about`
-    (training data, held-out split, metrics, date) goes into the manifest beside the required keys."""
-    folder = adapters_dir() / name
+    (training data, held-out split, metrics, date) goes into the manifest beside the required keys. `root`:
+    another registry folder (SHIPPED_DIR, training.models ship)."""
+    if root is None and (SHIPPED_DIR / name).is_dir():
+        raise ModelError(f"{name} is the name of an adapter Ghostline ships; give yours another")
+    folder = (root or adapters_dir()) / name
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (ADAPTER_FILE + ".partial")
     shutil.copyfile(gguf, tmp)
@@ -115,9 +136,10 @@ def _promotions() -> dict[str, list[str]]:
 
 
 def promoted(base: str) -> str | None:
-    """The name of the adapter serving `base` (an identity), or None: the bare base model."""
+    """The name of the adapter serving `base` (an identity): the user's newest promotion, else the shipped one,
+    else None (the bare base model)."""
     names = _promotions().get(base) or []
-    return names[-1] if names else None
+    return names[-1] if names else shipped(base)
 
 
 def promote(name: str, base: ResolvedModel) -> Adapter:
@@ -139,7 +161,9 @@ def rollback(base: ResolvedModel, why: str = "rolled back by hand") -> str | Non
     d = _promotions()
     names = d.get(base.identity, [])
     if not names:
-        raise ModelError(f"no adapter is promoted for {base.identity}")
+        now = shipped(base.identity)
+        raise ModelError(f"no adapter is promoted for {base.identity}"
+                         + (f" (the shipped {now} serves)" if now else ""))
     d[base.identity] = names[:-1]
     write_state(PROMOTED, d)
     running = trial.load(base.identity)

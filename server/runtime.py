@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from . import trial
 from .models import ModelError, ResolvedModel, resolve
 from .options import Options
-from .registry import Adapter, promoted, resolve_adapter
+from .registry import Adapter, promoted, resolve_adapter, shipped
 from .templates import FimTemplate, get_template
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,9 @@ class Trace:
 _LLAMA_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}  # ggml_log_level
 # llama.cpp warnings about the shipped models that change nothing for the user: logged at INFO, so that
 # editors which show every stderr line as an error (Neovim) stay quiet.
-_BENIGN = ("load: control-looking token",)
+# llama.cpp warnings that need no action (said at info level): the vocabulary's control tokens; an adapter's
+# matrices kept in plain CPU buffers rather than the repacked layout of the quantized weights
+_BENIGN = ("load: control-looking token", "llama_adapter_lora_init_impl: lora for")
 _llama_log = logging.getLogger("ghostline.llama")
 _log_callback = None  # kept referenced: llama.cpp calls it from C
 
@@ -283,23 +285,25 @@ class LlamaRuntime:
 
 
 PROMOTED_ADAPTER = "promoted"
+SHIPPED_ADAPTER = "shipped"
 
 
 def load_runtime(model: str | None, adapter: str | Adapter | None = None, *,
                  n_ctx: int = Options.context_tokens) -> LlamaRuntime:
     """Resolve a model (manifest name, .gguf path, or the default) and an adapter trained for it, and load
     them; the context window is `n_ctx`, capped by what the model's manifest says it was trained for.
-    `adapter`: a name in the registry, an Adapter not (yet) in it, None or "none" for none, or PROMOTED_ADAPTER
-    for the one promoted for this base (what the server serves); a promoted adapter that cannot be loaded leaves
-    the base serving, with a warning."""
+    `adapter`: a name in the registry, an Adapter not (yet) in it, None or "none" for none, PROMOTED_ADAPTER
+    for the one promoted for this base (what the server serves: the user's, else the shipped one) or
+    SHIPPED_ADAPTER for the one Ghostline ships for it (what a fresh install serves); one of those two that
+    cannot be loaded leaves the base serving, with a warning."""
     base = resolve(model)
     lora, notice = None, None
-    if adapter == PROMOTED_ADAPTER:
-        name = promoted(base.identity)
+    if adapter in (PROMOTED_ADAPTER, SHIPPED_ADAPTER):
+        name = promoted(base.identity) if adapter == PROMOTED_ADAPTER else shipped(base.identity)
         try:
             lora = resolve_adapter(name, base) if name else None
         except ModelError as e:
-            notice = f"serving {base.name} without its promoted adapter: {e}"
+            notice = f"serving {base.name} without its adapter: {e}"
             log.warning("%s", notice)
     elif isinstance(adapter, Adapter):
         lora = adapter

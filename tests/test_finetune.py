@@ -191,6 +191,25 @@ def test_adapter_gguf_holds_every_lora_tensor_under_llama_cpp_names(tmp_path, to
     assert np.array_equal(np.asarray(a.data).reshape(peft_a.shape), peft_a)
 
 
+def test_training_can_go_on_from_an_exported_adapter_of_the_same_shape(tmp_path, tok):
+    cfg = Config(rank=4, alpha=8, targets=ALL)
+    trained = finetune.with_lora(tiny_model(len(tok)), cfg)
+    gen = torch.Generator().manual_seed(0)
+    for name, p in trained.named_parameters():
+        if "lora_" in name:
+            p.data = torch.randn(p.shape, generator=gen)
+    path = finetune.export_gguf(finetune.lora_tensors(trained), tmp_path / "a.gguf", cfg.alpha)
+    fresh = finetune.with_lora(tiny_model(len(tok)), cfg)
+    assert finetune.load_lora(fresh, path, cfg.alpha) is None
+    want = finetune.lora_tensors(trained)
+    assert all(np.array_equal(x, want[k]) for k, x in finetune.lora_tensors(fresh).items())
+    assert finetune.load_lora(fresh, path, 16.0) == "its alpha is 8, not 16"
+    assert finetune.load_lora(finetune.with_lora(tiny_model(len(tok)), Config(rank=2, alpha=8, targets=ALL)),
+                              path, 8.0) == "its rank differs"
+    assert finetune.load_lora(finetune.with_lora(tiny_model(len(tok)), Config(rank=4, alpha=8, targets=("q_proj",))),
+                              path, 8.0) == "it adapts other projections"
+
+
 @pytest.mark.model
 def test_llama_cpp_applies_the_exported_adapter_as_peft_does(tmp_path):
     """transformers + peft and llama-cpp-python + the GGUF adapter agree on the next tokens; and the adapter
@@ -275,8 +294,9 @@ def test_the_server_swaps_to_a_promoted_adapter_and_back_without_a_restart(tmp_p
                 return True
             time.sleep(0.1)
         return False
+    shipped = registry.shipped(base.identity)  # serves until one of the user's is promoted (None: the bare base)
     try:
-        assert serving(None)
+        assert serving(shipped)
         registry.promote("tuned", base)
         assert serving("tuned")
         statuses = [p.get("model") or "" for kind, p in events if kind == "status"]
@@ -285,7 +305,7 @@ def test_the_server_swaps_to_a_promoted_adapter_and_back_without_a_restart(tmp_p
         r = s.engine.complete(Request("file:///a.py", "def add(a, b):\n    return ", 26, "python"))
         assert r.text.strip() and r.model_id == f"{base.identity}+{s.engine.runtime.adapter.identity}"
         registry.rollback(base)
-        assert serving(None)
+        assert serving(shipped)
     finally:
         s.shutdown()
 
@@ -404,9 +424,10 @@ def test_the_serving_check_answers_through_the_pipeline_with_and_without_the_ada
     registry.register_adapter("blank", base, blank_adapter(real, tmp_path / "blank.gguf"))
     ws = workspace(tmp_path / "ws")
     tasks = make_tasks("python", fim_examples.code_files(ws, "python"), 3, seed=0, base=ws)
+    monkeypatch.setattr(registry, "shipped", lambda base: None)  # what serves now: the bare base
     got = finetune.serving_check(str(real), "blank", tasks)
-    assert got["n"] == 3 and got["base"]["es"] > 0
-    assert got["adapter"] == got["base"]  # an all-zero adapter answers exactly as the base model
+    assert got["n"] == 3 and got["serving"]["es"] > 0
+    assert got["adapter"] == got["serving"]  # an all-zero adapter answers exactly as the base model
 
 
 @pytest.mark.model
@@ -430,17 +451,34 @@ def test_finetune_end_to_end_on_a_workspace(tmp_path, monkeypatch):
     assert (tmp_path / "data" / "finetune" / "e2e" / "loss.png").stat().st_size > 1000
     page = (tmp_path / "data" / "finetune" / "e2e" / "report.html").read_text()
     assert "with the adapter" in page and f"{m['after']['loss']:.3f}" in page and "data:image/png;base64," in page
-    (a,) = registry.list_adapters()
+    (a,) = [x for x in registry.list_adapters() if x.name == "e2e"]
     manifest = json.loads((a.path.parent / registry.ADAPTER_MANIFEST).read_text())
     assert manifest["metrics"] == m and manifest["base"] == report["base"]
     why = models.worse_than_base(manifest)
-    assert (rc, registry.promoted(report["base"])) == ((1, None) if why else (0, "e2e"))
+    assert (rc, registry.promoted(report["base"])) == ((1, registry.shipped(report["base"])) if why else (0, "e2e"))
+
+
+PROMPTS = [QWEN.render("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n"),
+           QWEN.render("import os\n\n\ndef list_python_files(folder):\n    return [", "]\n"),
+           QWEN.render("function greet(name) {\n  return ", ";\n}\n"),
+           QWEN.render("for i in range(10):\n    ", "\n")]
+
+
+def top3(model: Path, lora: Path | None = None) -> list[list[int]]:
+    """llama.cpp's three most likely next tokens after each of PROMPTS."""
+    from llama_cpp import Llama
+    llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=512, logits_all=True,
+                verbose=False)
+    out = []
+    for p in PROMPTS:
+        llm.reset()
+        llm.eval(llm.tokenize(p.encode(), add_bos=False, special=True))
+        out.append([int(i) for i in np.argsort(-np.asarray(llm.scores[llm.n_tokens - 1]))[:3]])
+    return out
 
 
 @pytest.mark.model
 def test_export_merges_the_adapter_into_a_quantized_gguf_that_answers_like_the_adapter(tmp_path, monkeypatch):
-    from llama_cpp import Llama
-
     from server import registry
     from server.models import resolve
     from training import models
@@ -459,20 +497,6 @@ def test_export_merges_the_adapter_into_a_quantized_gguf_that_answers_like_the_a
     assert f"FROM ./{merged.name}" in mf and "<|fim_suffix|>{{ .Suffix }}<|fim_middle|>" in mf
     assert 'PARAMETER stop "<|endoftext|>"' in mf
 
-    prompts = [QWEN.render("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n"),
-               QWEN.render("import os\n\n\ndef list_python_files(folder):\n    return [", "]\n"),
-               QWEN.render("function greet(name) {\n  return ", ";\n}\n"),
-               QWEN.render("for i in range(10):\n    ", "\n")]
-
-    def top3(model: Path, lora: Path | None = None) -> list[list[int]]:
-        llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=512, logits_all=True,
-                    verbose=False)
-        out = []
-        for p in prompts:
-            llm.reset()
-            llm.eval(llm.tokenize(p.encode(), add_bos=False, special=True))
-            out.append([int(i) for i in np.argsort(-np.asarray(llm.scores[llm.n_tokens - 1]))[:3]])
-        return out
     tuned, plain = top3(real, adapter), top3(real)
     exact = top3(merged_f16(real, adapter, tmp_path / "f16.gguf"))  # the merge before quantization
     got = top3(merged)
@@ -482,6 +506,40 @@ def test_export_merges_the_adapter_into_a_quantized_gguf_that_answers_like_the_a
     assert agree(tuned, plain) <= 2  # the adapter matters, so agreeing with it means it was merged
     assert agree(exact, tuned) >= 3 and all(len(set(x) & set(y)) >= 2 for x, y in zip(exact, tuned))
     assert agree(got, tuned) > agree(got, plain), (got, tuned, plain)  # quantized again: close to the adapter
+
+
+@pytest.mark.model
+def test_a_shipped_adapter_is_stored_as_float16_and_served_by_default(tmp_path, monkeypatch):
+    """`training.models ship NAME`: half the bytes in models/adapters/, the base's manifest names it, llama.cpp
+    answers with it as with the float32 original, and it serves when nothing is promoted."""
+    import shutil
+
+    from server import registry
+    from server.models import MANIFEST_DIR, load_manifests, resolve
+    from server.runtime import PROMOTED_ADAPTER, SHIPPED_ADAPTER, load_runtime
+    from training import export, models
+    repo = tmp_path / "repo"
+    shutil.copytree(MANIFEST_DIR, repo, ignore=shutil.ignore_patterns("adapters", "filter"))
+    for module in (registry, export):
+        monkeypatch.setattr(module, "SHIPPED_DIR", repo / "adapters")
+    monkeypatch.setattr(export, "MANIFEST_DIR", repo)
+    monkeypatch.setattr(registry, "load_manifests", lambda: load_manifests(repo))
+    monkeypatch.setattr(registry, "adapters_dir", lambda: tmp_path / "registry")
+    base = resolve(None)
+    rng = np.random.default_rng(1)
+    tensors = {k: rng.normal(0, 0.02, v.shape).astype(np.float32) for k, v in zero_lora(base.path, rank=4).items()}
+    original = finetune.export_gguf(tensors, tmp_path / "rand.gguf", alpha=8.0)
+    registry.register_adapter("rand", base, original, {"metrics": {"after": {"loss": 0.5}}})
+    assert models.main(["ship", "rand"]) == 0
+    shipped = repo / "adapters" / "rand" / registry.ADAPTER_FILE
+    assert shipped.stat().st_size < 0.55 * original.stat().st_size
+    assert json.loads((repo / f"{base.name}.json").read_text())["adapter"] == "rand"
+    assert json.loads((shipped.parent / registry.ADAPTER_MANIFEST).read_text())["metrics"]["after"]["loss"] == 0.5
+    half, full, bare = top3(base.path, shipped), top3(base.path, original), top3(base.path)
+    assert [h[0] for h in half] == [f[0] for f in full] and all(set(h) == set(f) for h, f in zip(half, full))
+    assert half != bare  # the adapter matters, so agreeing with the original means it was kept
+    assert load_runtime(None, SHIPPED_ADAPTER).adapter.path == shipped
+    assert load_runtime(None, PROMOTED_ADAPTER).adapter.path == shipped  # nothing of the user's is promoted
 
 
 @pytest.mark.model

@@ -12,6 +12,7 @@ from server.models import ModelError, ResolvedModel
 @pytest.fixture
 def bases(tmp_path, monkeypatch):
     monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "repo" / "adapters")  # none shipped unless a test ships
     return (ResolvedModel("base-a", tmp_path / "a.gguf", "qwen", "aa" * 32),
             ResolvedModel("base-b", tmp_path / "b.gguf", "qwen", "bb" * 32))
 
@@ -103,8 +104,42 @@ def test_the_cli_refuses_an_adapter_that_did_worse_held_out(tmp_path, bases, mon
     assert models.main(["rollback"]) == 0 and registry.promoted(a.identity) is None
     assert models.main(["promote", "worse", "--force"]) == 0 and registry.promoted(a.identity) == "worse"
     # a lower loss is not enough when the server's own pipeline answered the held-out tasks worse
-    served = {"n": 40, "base": {"exact": 0.3, "es": 0.6}, "adapter": {"exact": 0.3, "es": 0.55}}
+    served = {"n": 40, "serving": {"exact": 0.3, "es": 0.6}, "adapter": {"exact": 0.3, "es": 0.55}}
     registry.register_adapter("served-worse", a, lora(tmp_path, b"s"), {"metrics": {**metrics, "after": {
         "loss": 0.6, "p_eot": 0.7}, "serving": served}})
     assert models.main(["promote", "served-worse"]) == 1
-    assert "edit similarity 0.550 is below the base model's 0.600" in capsys.readouterr().err
+    assert "edit similarity 0.550 is below 0.600, what serves now" in capsys.readouterr().err
+
+
+@pytest.fixture
+def shipping(tmp_path, bases, monkeypatch):
+    """base-a's model manifest names an adapter shipped in a models/adapters/ of its own."""
+    from server.models import Manifest
+    a, _ = bases
+    monkeypatch.setattr(registry, "load_manifests", lambda: {"base-a": Manifest(
+        "base-a", "a.gguf", None, a.sha256, "Apache-2.0", "qwen", 32768, adapter="fim-default")})
+    return registry.register_adapter("fim-default", a, lora(tmp_path, b"shipped"), root=registry.SHIPPED_DIR)
+
+
+def test_the_shipped_adapter_serves_until_the_user_promotes_one_and_again_after_rollback(tmp_path, bases, shipping):
+    a, b = bases
+    assert registry.list_adapters(a.identity) == [shipping] and registry.list_adapters(b.identity) == []
+    assert registry.promoted(a.identity) == "fim-default" and registry.promoted(b.identity) is None
+    assert registry.resolve_adapter("fim-default", a) == shipping
+    with pytest.raises(ModelError, match="an adapter Ghostline ships"):
+        registry.register_adapter("fim-default", a, lora(tmp_path, b"mine"))
+    registry.register_adapter("mine", a, lora(tmp_path, b"mine"))
+    registry.promote("mine", a)
+    assert registry.promoted(a.identity) == "mine"
+    from server import trial
+    assert trial.load(a.identity).old == "fim-default"  # confirmed online against the shipped one
+    assert registry.rollback(a) == "fim-default"
+    with pytest.raises(ModelError, match=r"promoted for base-a@aaaaaaaa \(the shipped fim-default serves\)"):
+        registry.rollback(a)
+
+
+def test_a_corrupt_shipped_adapter_is_refused_by_its_sha256(bases, shipping):
+    a, _ = bases
+    shipping.path.write_bytes(b"flipped bits")
+    with pytest.raises(ModelError, match=r"fim-default.*is corrupt"):
+        registry.resolve_adapter("fim-default", a)

@@ -203,6 +203,7 @@ def test_the_runtime_switches_adapters_between_calls(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     tensors = {k: (rng.standard_normal(v.shape) * 0.05).astype(np.float32) for k, v in zero_lora(real, 2).items()}
     registry.register_adapter("noisy", model, finetune.export_gguf(tensors, tmp_path / "noisy.gguf", alpha=8.0))
+    monkeypatch.setattr(registry, "shipped", lambda base: None)  # the bare base served before, not the shipped one
     registry.promote("noisy", model)  # a trial of "noisy" against the bare base starts
     prompt = "<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))\n<|fim_middle|>"
     first_line = lambda text, *_: "\n" in text.strip("\n")  # noqa: E731

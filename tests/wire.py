@@ -12,9 +12,9 @@ NO_MODEL = {"model": "/nonexistent/model.gguf"}
 
 
 class Wire:
-    def __init__(self, wrapper: tuple[str, ...] = (), env: dict | None = None):
-        """`wrapper`: a command the server runs under (e.g. strace); `env`: its environment."""
-        self.proc = subprocess.Popen([*wrapper, sys.executable, "-m", "server"], stdin=subprocess.PIPE,
+    def __init__(self, wrapper: tuple[str, ...] = (), env: dict | None = None, args: tuple[str, ...] = ()):
+        """`wrapper`: a command the server runs under (e.g. strace); `env`: its environment; `args`: the server's."""
+        self.proc = subprocess.Popen([*wrapper, sys.executable, "-m", "server", *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.inbox: queue.Queue = queue.Queue()
         self.answered: dict = {}  # id -> response, read but not yet asked for

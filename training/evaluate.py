@@ -6,9 +6,11 @@
 
 Tasks come from the corpus *test* split (training.corpus), one editor state each (training.fim_tasks.KINDS).
 Every system answers every task cold (KV cache cleared, greedy), so a run is reproducible:
-- pipeline: exactly what the server runs (server.engine.Engine with the shipped Options), with up to two
-  other files of the task's folder open beside it (the source of snippets);
-- raw: a raw FIM prompt (as much of the prefix and suffix as fits n_ctx), first generated line;
+- pipeline: exactly what a fresh install serves (server.engine.Engine with the shipped Options, on the model
+  with the adapter shipped for it, if any; never one the user promoted), with up to two other files of the
+  task's folder open beside it (the source of snippets);
+- raw: a raw FIM prompt (as much of the prefix and suffix as fits n_ctx) to the model file alone (no
+  adapter), first generated line;
 - raw_block (block tasks only): the raw call run to end-of-text (128 tokens), cut where it starts
   repeating the suffix;
 - each --ablate NAME=VALUE: the pipeline with one Options switch flipped;
@@ -43,7 +45,7 @@ from server.engine import Engine, Request
 from server.options import Options
 from server.postprocess import decide_multiline, finish, one_line_wanted, prefer_one_line
 from server.remote import RemoteRuntime
-from server.runtime import load_runtime
+from server.runtime import SHIPPED_ADAPTER, load_runtime
 from server.settings import Settings
 from server.syntax import parses
 from training.corpus import LANG_SUFFIX, split_dir
@@ -121,6 +123,9 @@ def cut_at_suffix_repeat(text: str, suffix: str) -> tuple[str, bool]:
         if nxt is not None and line.strip() == nxt:
             return "\n".join(lines[:i]).rstrip(), True
     return text.rstrip(), False
+
+
+BARE = "bare"  # the runtime's arm without the shipped adapter: the raw call is a FIM call to the model file
 
 
 def run_raw(engine: Engine, task: Task) -> dict[str, dict]:
@@ -386,7 +391,8 @@ def parse_ablations(items: list[str], replay_only: bool = False) -> dict[str, Op
 def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows_path: Path,
         done: dict[str, dict], split: str, adapters: tuple[str, ...] = (), remote: str | None = None) -> list[dict]:
     """Every system on every task; rows are appended to rows_path as they finish."""
-    runtime = load_runtime(model)
+    runtime = load_runtime(model, SHIPPED_ADAPTER)  # what a fresh install serves, whatever this user promoted
+    runtime.add_arm(BARE, None)
     engines = {"pipeline": Engine(runtime)}
     engines.update({v: Engine(runtime, options=opts) for v, opts in variants.items()})
     engines.update({f"adapter:{a}": Engine(load_runtime(model, a)) for a in adapters})
@@ -401,7 +407,9 @@ def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows
             others = open_siblings(task, split_dir(split) / task.language)
             fresh = [s for s in [*raws, *engines] if s not in row]
             if set(raws) & set(fresh):
+                runtime.use(BARE)
                 row.update({s: score(task, out) for s, out in run_raw(engines["pipeline"], task).items()})
+                runtime.use("new")
             for system in fresh:
                 if system in engines:
                     row[system] = score(task, run_pipeline(engines[system], task, others))

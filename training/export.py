@@ -7,11 +7,15 @@ Merging also removes the adapter's run-time cost in llama.cpp (its matrices are 
 """
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from server.models import MANIFEST_DIR, ModelError, ResolvedModel
+from server.registry import ADAPTER_FILE, ADAPTER_MANIFEST, SHIPPED_DIR, Adapter, register_adapter
 
 QUANTS = {"q4_k_m": 15, "q5_k_m": 17, "q8_0": 7, "f16": 1}  # llama.cpp's LLAMA_FTYPE_MOSTLY_* values
 
@@ -84,3 +88,30 @@ def export(base, adapter, out_dir: Path, quant: str = "q4_k_m") -> tuple[Path, P
     mf = out_dir / "Modelfile"
     mf.write_text(modelfile(dest.name, t.stops, t.prefix, t.suffix, t.middle))
     return dest, mf
+
+
+def half(adapter: Path, out: Path) -> Path:
+    """The adapter with its matrices stored as float16: half the bytes, for the one that ships in git."""
+    import gguf
+
+    from training.finetune import export_gguf
+    r = gguf.GGUFReader(str(adapter))
+    alpha = float(r.fields["adapter.lora.alpha"].contents())
+    return export_gguf({t.name: np.asarray(t.data, dtype=np.float16) for t in r.tensors}, out, alpha)
+
+
+def ship(adapter: Adapter, base: ResolvedModel) -> Adapter:
+    """Make `adapter` the one a fresh install serves on `base`: float16 into models/adapters/NAME/ with its
+    training manifest, named as `adapter` in the base's model manifest (models/NAME.json). For developers: the
+    result goes into git."""
+    manifest = MANIFEST_DIR / f"{base.name}.json"
+    if base.manifest is None or not manifest.is_file():
+        raise ModelError(f"{base.name} has no manifest in {MANIFEST_DIR}: only a listed model ships an adapter")
+    about = json.loads((adapter.path.parent / ADAPTER_MANIFEST).read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        shipped = register_adapter(adapter.name, base, half(adapter.path, Path(tmp) / ADAPTER_FILE), about,
+                                   root=SHIPPED_DIR)
+    d = json.loads(manifest.read_text())
+    d["adapter"] = adapter.name
+    manifest.write_text(json.dumps(d, indent=2) + "\n")
+    return shipped

@@ -1,7 +1,7 @@
 """Teach the model to infill this user's code and to stop: a LoRA adapter trained on fill-in-the-middle
 examples, exported as GGUF for llama.cpp on the same base weights.
 
-    python -m training.finetune                                  # the corpus train split, 30 min on 2 cores
+    python -m training.finetune                                  # the corpus train split, 20 min on 2 cores
     python -m training.finetune --workspace ~/src/app            # the user's own code
     python -m training.finetune --workspace ~/src/app --db ~/.local/share/ghostline/telemetry.sqlite3
     python -m training.finetune --steps 20 --name quick          # a short try
@@ -16,6 +16,8 @@ adapter learns both what to write and where to stop. `--method sft` (default) im
 `--method pg` is an offline policy gradient on the user's outcomes: each shown completion's likelihood is
 pushed up or down by its reward over the probability it was shown (training.fim_examples.from_outcomes); a
 rejected completion stops being pushed once it is already unlikely (mean loss above `unlikely`).
+Training goes on from the adapter serving now (the one Ghostline ships, until the user promotes their own) when
+it has the same rank and alpha (`--start none`: from the bare base).
 The preference methods keep the model near where it started (the base model, the adapter switched off, is the
 reference): `--method kto` takes the same outcomes as desirable (accepted) or not, unpaired, as KTO does;
 `--method dpo` takes pairs with one prompt, the code that is there against what the serving pipeline answers
@@ -44,9 +46,9 @@ import numpy as np
 from tqdm import tqdm
 
 from server.dirs import data_dir
-from server.models import resolve
+from server.models import ModelError, resolve
 from server.options import Options
-from server.registry import Adapter, promote, register_adapter
+from server.registry import Adapter, promote, promoted, register_adapter, resolve_adapter
 from server.templates import get_template
 from training import fim_examples
 from training.corpus import split_dir
@@ -67,13 +69,16 @@ class Config:
     examples: int = 1500  # per language, before de-duplication
     describes: int = 0  # per language: more examples, the body of a function its docstring or comment describes
     holdout_eval: int = 48  # held-out examples scored before and after
-    serve_eval: int = 40  # held-out tasks answered by the server's pipeline with and without the adapter
-    steps: int = 180  # optimizer steps (one example each, times grad_accum)
+    serve_eval: int = 40  # held-out tasks answered by the server's pipeline as it serves now and with the adapter
+    steps: int = 240  # optimizer steps (one example each, times grad_accum)
     grad_accum: int = 1
     lr: float = 2e-4
     warmup: int = 10
-    rank: int = 16
-    alpha: float = 32.0
+    rank: int = 4  # the shipped adapter's (models/adapters/): rank 16 measured no better (docs/benchmarks.md)
+    alpha: float = 8.0
+    # the adapter to go on from: "serving" (the one serving now, the shipped one until yours is promoted, when its
+    # rank and alpha are these; kto and dpo start from the bare base, their reference), "none", or a name
+    start: str = "serving"
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     max_len: int = 1024  # tokens, prompt + middle; longer examples are skipped
     unlikely: float = 4.0  # pg: a rejected completion with a mean loss above this (nats) is left alone
@@ -258,18 +263,43 @@ GGUF_NAMES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_pro
               "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
 
 
-def lora_tensors(model) -> dict[str, np.ndarray]:
-    """peft's lora_A / lora_B weights under llama.cpp's adapter names (blk.N.attn_q.weight.lora_a, ...)."""
+def lora_names(model) -> dict[str, str]:
+    """peft's lora_A / lora_B state-dict keys -> llama.cpp's adapter tensor names (blk.N.attn_q.weight.lora_a)."""
     out = {}
-    for key, value in model.state_dict().items():
+    for key in model.state_dict():
         if "lora_" not in key:
             continue
         parts = key.split(".")
         layer = parts[parts.index("layers") + 1]
         proj = next(p for p in parts if p in GGUF_NAMES)
-        ab = "lora_a" if "lora_A" in parts else "lora_b"
-        out[f"blk.{layer}.{GGUF_NAMES[proj]}.weight.{ab}"] = value.detach().float().cpu().numpy()
+        out[key] = f"blk.{layer}.{GGUF_NAMES[proj]}.weight.{'lora_a' if 'lora_A' in parts else 'lora_b'}"
     return out
+
+
+def lora_tensors(model) -> dict[str, np.ndarray]:
+    """peft's LoRA weights under llama.cpp's adapter names, as numpy arrays."""
+    state = model.state_dict()
+    return {name: state[key].detach().float().cpu().numpy() for key, name in lora_names(model).items()}
+
+
+def load_lora(model, path: Path, alpha: float) -> str | None:
+    """Set the peft model's LoRA weights to an exported adapter's (the inverse of lora_tensors); returns why they
+    do not fit (another alpha, rank or set of projections), or None once loaded."""
+    import gguf
+    import torch
+    reader = gguf.GGUFReader(str(path))
+    theirs = float(reader.fields["adapter.lora.alpha"].contents())
+    if theirs != alpha:
+        return f"its alpha is {theirs:g}, not {alpha:g}"
+    src = {t.name: np.asarray(t.data, dtype=np.float32) for t in reader.tensors}
+    names, state = lora_names(model), model.state_dict()
+    if set(names.values()) != set(src):
+        return "it adapts other projections"
+    if any(src[n].size != state[k].numel() for k, n in names.items()):
+        return "its rank differs"
+    model.load_state_dict({k: torch.from_numpy(src[n].reshape(state[k].shape).copy()) for k, n in names.items()},
+                          strict=False)
+    return None
 
 
 def export_gguf(tensors: dict[str, np.ndarray], path: Path, alpha: float, arch: str = "qwen2") -> Path:
@@ -289,6 +319,27 @@ def export_gguf(tensors: dict[str, np.ndarray], path: Path, alpha: float, arch: 
     return path
 
 
+def starting_point(model, cfg: Config, base) -> str | None:
+    """Load the adapter training goes on from (cfg.start) into the peft model; returns its identity, or None when
+    training starts from the bare base. The serving adapter is skipped, said on stderr, when it does not fit;
+    a named one that does not fit is an error."""
+    name = (promoted(base.identity) if cfg.start == "serving" else cfg.start) if cfg.start != "none" else None
+    if not name or (cfg.method in ("kto", "dpo") and cfg.start == "serving"):  # their reference is the bare base
+        return None
+    try:
+        adapter = resolve_adapter(name, base)
+        why = load_lora(model, adapter.path, cfg.alpha)
+    except ModelError as e:
+        adapter, why = None, str(e)
+    if why and cfg.start != "serving":
+        raise SystemExit(f"cannot start from {name}: {why}")
+    if why:
+        print(f"starting from the bare base, not {name}: {why}", file=sys.stderr)
+        return None
+    print(f"starting from {adapter.identity}", file=sys.stderr)
+    return adapter.identity
+
+
 def pipeline_answers(model: str | None):
     """What the server shows at a task (the serving pipeline on the quantized base, cold and greedy)."""
     from server.engine import Engine
@@ -299,14 +350,14 @@ def pipeline_answers(model: str | None):
 
 
 def serving_check(model: str | None, adapter, tasks: list) -> dict:
-    """The server's own pipeline (llama.cpp on the quantized base) on held-out tasks, cold and greedy, without
-    and with the adapter (a registry name or a server.registry.Adapter): what promotion is judged on, beside the
-    held-out loss."""
+    """The server's own pipeline (llama.cpp on the quantized base) on held-out tasks, cold and greedy, as it
+    serves now (the promoted adapter, else the shipped one, else none) and with the new adapter (a registry name
+    or a server.registry.Adapter): what promotion is judged on, beside the held-out loss."""
     from server.engine import Engine
-    from server.runtime import load_runtime
+    from server.runtime import PROMOTED_ADAPTER, load_runtime
     from training.evaluate import run_pipeline, score
     out = {}
-    for name, lora in (("base", "none"), ("adapter", adapter)):
+    for name, lora in (("serving", PROMOTED_ADAPTER), ("adapter", adapter)):
         engine = Engine(load_runtime(model, lora))
         got = [score(t, run_pipeline(engine, t)) for t in tqdm(tasks, desc=f"serving ({name})", file=sys.stderr)]
         out[name] = {m: float(np.mean([g[m] for g in got])) if got else None for m in ("exact", "es")}
@@ -343,7 +394,7 @@ def html_report(report: dict, png: Path, path: Path) -> None:
     rows = [("held-out loss", m["before"].get("loss"), m["after"].get("loss")),
             ("p(end-of-text) after the middle", m["before"].get("p_eot"), m["after"].get("p_eot"))]
     if s := m.get("serving"):
-        rows += [(f"{name}, {s['n']} held-out tasks through the server's pipeline", s["base"][k], s["adapter"][k])
+        rows += [(f"{name}, {s['n']} held-out tasks through the server's pipeline", s["serving"][k], s["adapter"][k])
                  for name, k in (("exact match", "exact"), ("edit similarity", "es"))]
     table = "".join(f"<tr><td>{name}</td><td>{_num(a)}</td><td>{_num(b)}</td></tr>" for name, a, b in rows)
     source = (f"{data['train_examples']} training examples from {data['root']} ({', '.join(data['kinds'])})"
@@ -360,7 +411,7 @@ def html_report(report: dict, png: Path, path: Path) -> None:
         f"<h1>Adapter {html.escape(cfg['name'])}</h1>"
         f"<p>{html.escape(cfg.get('method', 'sft'))} on {html.escape(report['base'])}, {html.escape(report['date'])}, "
         f"{report['minutes']} minutes. {html.escape(source)}.</p>"
-        f"<table><tr><th></th><th>base model</th><th>with the adapter</th></tr>{table}</table>{image}"
+        f"<table><tr><th></th><th>before</th><th>with the adapter</th></tr>{table}</table>{image}"
         f"<p>Config: <code>{html.escape(json.dumps(cfg))}</code></p>\n")
 
 
@@ -375,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Config()
     ap.add_argument("--method", choices=METHODS, default=defaults.method)
     for f in ("model", "name", "workspace", "db", "examples", "describes", "holdout_eval", "serve_eval", "steps",
-              "grad_accum", "lr", "rank", "alpha", "max_len", "beta", "rpo", "pairs", "seed", "threads"):
+              "grad_accum", "lr", "rank", "alpha", "start", "max_len", "beta", "rpo", "pairs", "seed", "threads"):
         d = getattr(defaults, f)
         ap.add_argument("--" + f.replace("_", "-"), dest=f, default=d, type=type(d) if d is not None else str)
     ap.add_argument("--promote", action="store_true",
@@ -436,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     if torch.cuda.is_available():  # bf16 on a GPU; the adapter is exported as float32 either way
         model = model.to(device=f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}", dtype=torch.bfloat16)
     model = with_lora(model, cfg)
+    start = starting_point(model, cfg, base)
     with model.disable_adapter():
         before = evaluate(model, held)
     losses = train(model, items, cfg, out / "checkpoint.pt")
@@ -448,16 +500,16 @@ def main(argv: list[str] | None = None) -> int:
 
     gguf = export_gguf(lora_tensors(model), out / "adapter.gguf", cfg.alpha)
     held_paths = sorted({e.path for e in test_ex})
-    report = {"config": asdict(cfg), "base": base.identity, "date": time.strftime("%Y-%m-%d %H:%M"),
+    report = {"config": asdict(cfg), "base": base.identity, "start": start, "date": time.strftime("%Y-%m-%d %H:%M"),
               "data": {"root": str(root), "train_examples": len(items), "held_out_examples": len(test_ex),
                        "kinds": sorted({e.kind for e in train_ex}), "telemetry": bool(cfg.db)},
               "split": {"held_out_paths": held_paths}, "metrics": {"before": before, "after": after},
               "losses": losses, "minutes": round((time.time() - t0) / 60, 1)}
-    if held_tasks and cfg.serve_eval:  # the held-out files through the server's pipeline, without and with it
+    if held_tasks and cfg.serve_eval:  # the held-out files through the server's pipeline, as it serves and with it
         s = serving_check(cfg.model, Adapter(cfg.name, base.identity, gguf, ""), held_tasks[:cfg.serve_eval])
         report["metrics"]["serving"] = s
-        print(f"served on {s['n']} held-out tasks: exact {s['base']['exact']:.3f} -> {s['adapter']['exact']:.3f}, "
-              f"ES {s['base']['es']:.3f} -> {s['adapter']['es']:.3f}", file=sys.stderr)
+        print(f"served on {s['n']} held-out tasks: exact {s['serving']['exact']:.3f} -> {s['adapter']['exact']:.3f}, "
+              f"ES {s['serving']['es']:.3f} -> {s['adapter']['es']:.3f}", file=sys.stderr)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(losses, before, after, out / "loss.png", cfg.method)
     html_report(report, out / "loss.png", out / "report.html")

@@ -4,6 +4,7 @@
     python -m training.models promote NAME      # serve NAME (refused when it did worse than its base held out)
     python -m training.models rollback          # serve the adapter promoted before (or the bare base model)
     python -m training.models export NAME       # merged, quantized GGUF + Ollama Modelfile, to serve elsewhere
+    python -m training.models ship NAME         # (developers) NAME becomes the adapter shipped for its base
 
 A running server swaps to the promoted adapter without a restart (it watches the registry). A promotion is
 then confirmed online (server.trial): while telemetry is on, a share of model calls is served by the version
@@ -38,9 +39,9 @@ def about(a: Adapter) -> dict:
 
 
 def worse_than_base(manifest: dict) -> str | None:
-    """Why the adapter did worse than its base on its held-out examples (loss under transformers, and edit
-    similarity through the server's pipeline when measured), or None. An adapter without held-out metrics is not
-    judged here (it was not written by training.finetune)."""
+    """Why the adapter did worse on its held-out examples than its base (loss under transformers) or than what
+    serves now (edit similarity through the server's pipeline, when measured), or None. An adapter without
+    held-out metrics is not judged here (it was not written by training.finetune)."""
     m = manifest.get("metrics") or {}
     before, after = m.get("before") or {}, m.get("after") or {}
     if before.get("loss") is None or after.get("loss") is None:
@@ -48,10 +49,10 @@ def worse_than_base(manifest: dict) -> str | None:
     if after["loss"] >= before["loss"]:
         return f"held-out loss {after['loss']:.3f} is not below the base model's {before['loss']:.3f}"
     served = m.get("serving") or {}
-    base, tuned = served.get("base") or {}, served.get("adapter") or {}
-    if base.get("es") is not None and tuned.get("es") is not None and tuned["es"] < base["es"]:
-        return (f"served on {served.get('n')} held-out tasks, its edit similarity {tuned['es']:.3f} is below the "
-                f"base model's {base['es']:.3f}")
+    now, tuned = served.get("serving") or {}, served.get("adapter") or {}
+    if now.get("es") is not None and tuned.get("es") is not None and tuned["es"] < now["es"]:
+        return (f"served on {served.get('n')} held-out tasks, its edit similarity {tuned['es']:.3f} is below "
+                f"{now['es']:.3f}, what serves now")
     return None
 
 
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("name")
     e.add_argument("--out", type=Path, default=None, help="folder (default: ./NAME-export)")
     e.add_argument("--quant", default="q4_k_m", help="q4_k_m (default), q5_k_m, q8_0 or f16")
+    sub.add_parser("ship").add_argument("name")
     args = ap.parse_args(argv)
     try:
         base = resolve(args.model)
@@ -101,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             gguf, modelfile = export(base, resolve_adapter(args.name, base), args.out or Path(f"{args.name}-export"),
                                      args.quant)
             print(f"wrote {gguf}\nwrote {modelfile} (ollama create NAME -f {modelfile})")
+        elif args.cmd == "ship":
+            from training.export import ship
+            a = ship(resolve_adapter(args.name, base), base)
+            print(f"shipped {a.identity} ({a.path.stat().st_size / 1e6:.1f} MB) for {base.identity}: "
+                  f"commit {a.path.parent} and the model manifest")
         else:
             print(f"serving {rollback(base) or 'no adapter'} on {base.identity}")
     except ModelError as e:
