@@ -103,10 +103,9 @@ class Trace:
 
 
 _LLAMA_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}  # ggml_log_level
-# llama.cpp warnings about the shipped models that change nothing for the user: logged at INFO, so that
-# editors which show every stderr line as an error (Neovim) stay quiet.
-# llama.cpp warnings that need no action (said at info level): the vocabulary's control tokens; an adapter's
-# matrices kept in plain CPU buffers rather than the repacked layout of the quantized weights
+# llama.cpp warnings about the shipped models that change nothing for the user (the vocabulary's control tokens;
+# an adapter's matrices kept in plain CPU buffers, not the quantized weights' repacked layout): logged at INFO,
+# so that editors which show every stderr line as an error (Neovim) stay quiet.
 _BENIGN = ("load: control-looking token", "llama_adapter_lora_init_impl: lora for")
 _llama_log = logging.getLogger("ghostline.llama")
 _log_callback = None  # kept referenced: llama.cpp calls it from C
