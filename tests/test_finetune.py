@@ -210,6 +210,25 @@ def test_training_can_go_on_from_an_exported_adapter_of_the_same_shape(tmp_path,
                               path, 8.0) == "it adapts other projections"
 
 
+PROMPTS = [QWEN.render("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n"),
+           QWEN.render("import os\n\n\ndef list_python_files(folder):\n    return [", "]\n"),
+           QWEN.render("function greet(name) {\n  return ", ";\n}\n"),
+           QWEN.render("for i in range(10):\n    ", "\n")]
+
+
+def top3(model: Path, lora: Path | None = None) -> list[list[int]]:
+    """llama.cpp's three most likely next tokens after each of PROMPTS."""
+    from llama_cpp import Llama
+    llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=512, logits_all=True,
+                verbose=False)
+    out = []
+    for p in PROMPTS:
+        llm.reset()
+        llm.eval(llm.tokenize(p.encode(), add_bos=False, special=True))
+        out.append([int(i) for i in np.argsort(-np.asarray(llm.scores[llm.n_tokens - 1]))[:3]])
+    return out
+
+
 @pytest.mark.model
 def test_llama_cpp_applies_the_exported_adapter_as_peft_does(tmp_path):
     """transformers + peft and llama-cpp-python + the GGUF adapter agree on the next tokens; and the adapter
@@ -226,9 +245,7 @@ def test_llama_cpp_applies_the_exported_adapter_as_peft_does(tmp_path):
         if "lora_B" in name:
             p.data = torch.randn(p.shape, generator=gen) * 0.02
     path = finetune.export_gguf(finetune.lora_tensors(pm), tmp_path / "adapter.gguf", cfg.alpha)
-    prompts = [QWEN.render("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n"),
-               QWEN.render("import os\n\n\ndef list_python_files(folder):\n    return [", "]\n"),
-               QWEN.render("function greet(name) {\n  return ", ";\n}\n")]
+    prompts = PROMPTS[:3]
 
     def top5(llm, ids):
         llm.reset()
@@ -456,25 +473,6 @@ def test_finetune_end_to_end_on_a_workspace(tmp_path, monkeypatch):
     assert manifest["metrics"] == m and manifest["base"] == report["base"]
     why = models.worse_than_base(manifest)
     assert (rc, registry.promoted(report["base"])) == ((1, registry.shipped(report["base"])) if why else (0, "e2e"))
-
-
-PROMPTS = [QWEN.render("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n"),
-           QWEN.render("import os\n\n\ndef list_python_files(folder):\n    return [", "]\n"),
-           QWEN.render("function greet(name) {\n  return ", ";\n}\n"),
-           QWEN.render("for i in range(10):\n    ", "\n")]
-
-
-def top3(model: Path, lora: Path | None = None) -> list[list[int]]:
-    """llama.cpp's three most likely next tokens after each of PROMPTS."""
-    from llama_cpp import Llama
-    llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=512, logits_all=True,
-                verbose=False)
-    out = []
-    for p in PROMPTS:
-        llm.reset()
-        llm.eval(llm.tokenize(p.encode(), add_bos=False, special=True))
-        out.append([int(i) for i in np.argsort(-np.asarray(llm.scores[llm.n_tokens - 1]))[:3]])
-    return out
 
 
 @pytest.mark.model

@@ -126,6 +126,8 @@ def test_the_shipped_adapter_serves_until_the_user_promotes_one_and_again_after_
     assert registry.list_adapters(a.identity) == [shipping] and registry.list_adapters(b.identity) == []
     assert registry.promoted(a.identity) == "fim-default" and registry.promoted(b.identity) is None
     assert registry.resolve_adapter("fim-default", a) == shipping
+    from training import models
+    assert models.about(shipping)["name"] == "fim-default"  # its manifest, read beside it (training.models list)
     with pytest.raises(ModelError, match="an adapter Ghostline ships"):
         registry.register_adapter("fim-default", a, lora(tmp_path, b"mine"))
     registry.register_adapter("mine", a, lora(tmp_path, b"mine"))

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from server.models import MANIFEST_DIR, ModelError, ResolvedModel
-from server.registry import ADAPTER_FILE, ADAPTER_MANIFEST, SHIPPED_DIR, Adapter, register_adapter
+from server.registry import ADAPTER_FILE, SHIPPED_DIR, Adapter, register_adapter
 
 QUANTS = {"q4_k_m": 15, "q5_k_m": 17, "q8_0": 7, "f16": 1}  # llama.cpp's LLAMA_FTYPE_MOSTLY_* values
 
@@ -24,9 +24,10 @@ def merged_f16(base: Path, adapter: Path, out: Path) -> Path:
     """Every tensor of `base` as float16 (float32 for 1-D ones), with (alpha / r) * B @ A added where the adapter
     has a pair: the input llama.cpp's quantizer expects."""
     import gguf
-    rb, ra = gguf.GGUFReader(str(base)), gguf.GGUFReader(str(adapter))
-    alpha = float(ra.fields["adapter.lora.alpha"].contents())
-    lora = {t.name: np.asarray(t.data, dtype=np.float32) for t in ra.tensors}
+
+    from training.finetune import read_gguf
+    rb = gguf.GGUFReader(str(base))
+    lora, alpha = read_gguf(adapter)
     arch = rb.fields["general.architecture"].contents()
     w = gguf.GGUFWriter(str(out), arch=arch)
     for field in rb.fields.values():
@@ -92,12 +93,9 @@ def export(base, adapter, out_dir: Path, quant: str = "q4_k_m") -> tuple[Path, P
 
 def half(adapter: Path, out: Path) -> Path:
     """The adapter with its matrices stored as float16: half the bytes, for the one that ships in git."""
-    import gguf
-
-    from training.finetune import export_gguf
-    r = gguf.GGUFReader(str(adapter))
-    alpha = float(r.fields["adapter.lora.alpha"].contents())
-    return export_gguf({t.name: np.asarray(t.data, dtype=np.float16) for t in r.tensors}, out, alpha)
+    from training.finetune import export_gguf, read_gguf
+    tensors, alpha = read_gguf(adapter)
+    return export_gguf({name: t.astype(np.float16) for name, t in tensors.items()}, out, alpha)
 
 
 def ship(adapter: Adapter, base: ResolvedModel) -> Adapter:
@@ -107,9 +105,9 @@ def ship(adapter: Adapter, base: ResolvedModel) -> Adapter:
     manifest = MANIFEST_DIR / f"{base.name}.json"
     if base.manifest is None or not manifest.is_file():
         raise ModelError(f"{base.name} has no manifest in {MANIFEST_DIR}: only a listed model ships an adapter")
-    about = json.loads((adapter.path.parent / ADAPTER_MANIFEST).read_text())
+    from training.models import about
     with tempfile.TemporaryDirectory() as tmp:
-        shipped = register_adapter(adapter.name, base, half(adapter.path, Path(tmp) / ADAPTER_FILE), about,
+        shipped = register_adapter(adapter.name, base, half(adapter.path, Path(tmp) / ADAPTER_FILE), about(adapter),
                                    root=SHIPPED_DIR)
     d = json.loads(manifest.read_text())
     d["adapter"] = adapter.name

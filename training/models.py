@@ -2,7 +2,7 @@
 
     python -m training.models list              # every adapter, its base, held-out metrics; * marks what serves
     python -m training.models promote NAME      # serve NAME (refused when it did worse than its base held out)
-    python -m training.models rollback          # serve the adapter promoted before (or the bare base model)
+    python -m training.models rollback          # serve the one promoted before (else the shipped one, or none)
     python -m training.models export NAME       # merged, quantized GGUF + Ollama Modelfile, to serve elsewhere
     python -m training.models ship NAME         # (developers) NAME becomes the adapter shipped for its base
 
@@ -22,7 +22,6 @@ from server.models import ModelError, resolve
 from server.registry import (
     ADAPTER_MANIFEST,
     Adapter,
-    adapters_dir,
     list_adapters,
     promote,
     promoted,
@@ -32,8 +31,9 @@ from server.registry import (
 
 
 def about(a: Adapter) -> dict:
+    """The adapter's manifest (what training recorded), beside its file: in the registry or shipped."""
     try:
-        return json.loads((adapters_dir() / a.name / ADAPTER_MANIFEST).read_text())
+        return json.loads((a.path.parent / ADAPTER_MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
 
