@@ -34,7 +34,7 @@ def cmd_complete(args: argparse.Namespace, options: Options) -> int:
     from .settings import Settings
 
     try:
-        engine = Engine(load_runtime(args.model), options=options)
+        engine = Engine(load_runtime(args.model, options.adapter, use_baked=options.bake), options=options)
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -52,7 +52,8 @@ def cmd_complete(args: argparse.Namespace, options: Options) -> int:
             req = Request(f"jsonl:{i}", prefix + suffix, len(prefix), item.get("language", ""))
             r = engine.complete(req, settings)
             out.write(json.dumps({**{k: v for k, v in item.items() if k not in ("prefix", "suffix")},
-                                  "completion": r.text, "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
+                                  "completion": r.text, "model": r.model_id,
+                                  "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
                                   "timings": {k: round(v, 1) for k, v in r.timings.items()}}) + "\n")
             out.flush()
         return 0

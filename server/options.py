@@ -65,6 +65,9 @@ class Options:
     # The LoRA adapter served on the base model: "promoted" (the user's newest, training.models promote; else
     # the one shipped for the base, models/adapters/), "shipped", "none", or an adapter's name (server.registry).
     adapter: str = "promoted"
+    # Serve an adapter from the copy of the model's weights it was baked into (server.bake, made by
+    # `python -m server.models pull`), when there is one, instead of applying it on every token.
+    bake: bool = True
     # --- the show/no-show filter (server.filter) ---
     # current: the promoted filter, else the shipped default (server.filter_files); off; or a filter folder
     filter: str = "current"

@@ -9,8 +9,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from . import trial
+from . import bake, trial
 from .models import ModelError, ResolvedModel, resolve
 from .options import Options
 from .registry import Adapter, promoted, resolve_adapter, shipped
@@ -107,11 +108,11 @@ _LLAMA_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: loggi
 # an adapter's matrices kept in plain CPU buffers, not the quantized weights' repacked layout): logged at INFO,
 # so that editors which show every stderr line as an error (Neovim) stay quiet.
 _BENIGN = ("load: control-looking token", "llama_adapter_lora_init_impl: lora for")
-_llama_log = logging.getLogger("ghostline.llama")
+LLAMA_LOG = logging.getLogger("ghostline.llama")
 _log_callback = None  # kept referenced: llama.cpp calls it from C
 
 
-def _route_llama_logs(llama_cpp) -> None:
+def _routeLLAMA_LOGs(llama_cpp) -> None:
     """llama.cpp's own log lines go to Python logging (stderr, at its levels), once per process."""
     global _log_callback
     if _log_callback is not None:
@@ -123,17 +124,19 @@ def _route_llama_logs(llama_cpp) -> None:
         last[0] = _LLAMA_LEVELS.get(level, last[0])  # 5 continues the previous line's level
         line = text.decode("utf-8", "replace").rstrip()
         at = logging.INFO if last[0] == logging.WARNING and line.startswith(_BENIGN) else last[0]
-        if _llama_log.isEnabledFor(at) and line.strip():
-            _llama_log.log(at, "%s", line)
+        if LLAMA_LOG.isEnabledFor(at) and line.strip():
+            LLAMA_LOG.log(at, "%s", line)
     _log_callback = callback
     llama_cpp.llama_log_set(callback, None)
 
 
 class LlamaRuntime:
-    """One loaded GGUF (optionally with a LoRA adapter). Not thread-safe: one worker drives it."""
+    """One loaded GGUF (optionally with a LoRA adapter, applied at run time or baked into the weights). Not
+    thread-safe: one worker drives it."""
 
     def __init__(self, model: ResolvedModel, *, n_ctx: int = Options.context_tokens, adapter: Adapter | None = None,
-                 n_threads: int | None = None):
+                 n_threads: int | None = None, baked: Path | None = None):
+        """`baked`: a file with `adapter` baked into `model`'s weights (server.bake), loaded in their place."""
         try:  # imported here, on the loader thread: numpy (OpenBLAS) imported on the server's main thread at
             # start-up left the LSP server unresponsive once the model had loaded (tests/test_lsp_bad_input)
             import llama_cpp
@@ -145,21 +148,22 @@ class LlamaRuntime:
         self.template: FimTemplate = get_template(model.fim_template)
         threads = n_threads or int(os.environ.get("GHOSTLINE_THREADS", "0")) or os.cpu_count() or 1
         t0 = time.perf_counter()
-        _route_llama_logs(llama_cpp)
+        _routeLLAMA_LOGs(llama_cpp)
         try:
             # verbose=True: with False, llama-cpp-python points fds 1 and 2 at /dev/null while it loads, and fd 1
             # is the LSP channel: every message the server sent meanwhile was lost (a request never answered).
             # Its own verbose prints (sys.stderr, looked up when printing) are dropped instead; log lines are not.
             with contextlib.redirect_stderr(io.StringIO()):
-                self.llm = Llama(model_path=str(model.path), n_ctx=n_ctx, n_batch=512, n_threads=threads,
+                self.llm = Llama(model_path=str(baked or model.path), n_ctx=n_ctx, n_batch=512, n_threads=threads,
                                  n_threads_batch=threads, verbose=True,
-                                 lora_path=str(adapter.path) if adapter else None)
+                                 lora_path=str(adapter.path) if adapter and not baked else None)
             self.llm.verbose = False  # no per-call prints from here on
         except Exception as e:  # llama.cpp reports a bad file as a bare ValueError
             raise ModelError(f"could not load {model.path}: {e}; the file may be corrupt — "
                              f"run `python -m server.models verify`") from e
         self.n_ctx = n_ctx
         self.adapter = adapter
+        self.baked = baked
         # The adapters `use` switches between (server.trial's arms): name -> (Adapter or None, llama.cpp handle)
         self.arm = "new"
         self._arms: dict[str, tuple[Adapter | None, object]] = {"new": (adapter, self.llm._lora_adapter)}
@@ -183,7 +187,8 @@ class LlamaRuntime:
             ids = self.llm.tokenize(s.encode(), add_bos=False, special=True)
             if len(ids) == 1:
                 self.stop_ids.add(ids[0])
-        log.info("loaded %s in %.0f ms (n_ctx=%d, threads=%d)", self.model_id, self.load_ms, n_ctx, threads)
+        log.info("loaded %s%s in %.0f ms (n_ctx=%d, threads=%d)", self.model_id, " (baked)" if baked else "",
+                 self.load_ms, n_ctx, threads)
 
     @property
     def model_id(self) -> str:
@@ -201,6 +206,9 @@ class LlamaRuntime:
     def add_arm(self, arm: str, adapter: Adapter | None) -> None:
         """Load another adapter (None: none, the bare base) that `use(arm)` switches to between calls."""
         import llama_cpp
+        if self.baked:
+            raise ModelError(f"{self.adapter.name} is baked into these weights ({self.baked.name}): another arm "
+                             "needs the base model's file")
         handle = None
         if adapter is not None:
             handle = llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(adapter.path).encode())
@@ -288,13 +296,14 @@ SHIPPED_ADAPTER = "shipped"
 
 
 def load_runtime(model: str | None, adapter: str | Adapter | None = None, *,
-                 n_ctx: int = Options.context_tokens) -> LlamaRuntime:
+                 n_ctx: int = Options.context_tokens, use_baked: bool = Options.bake) -> LlamaRuntime:
     """Resolve a model (manifest name, .gguf path, or the default) and an adapter trained for it, and load
     them; the context window is `n_ctx`, capped by what the model's manifest says it was trained for.
     `adapter`: a name in the registry, an Adapter not (yet) in it, None or "none" for none, PROMOTED_ADAPTER
     for the one promoted for this base (what the server serves: the user's, else the shipped one) or
     SHIPPED_ADAPTER for the one Ghostline ships for it (what a fresh install serves); one of those two that
-    cannot be loaded leaves the base serving, with a warning."""
+    cannot be loaded leaves the base serving, with a warning. With `use_baked`, an adapter baked into the base's
+    weights (server.bake) loads as that file, unless an online trial needs the bare weights for its other arm."""
     base = resolve(model)
     lora, notice = None, None
     if adapter in (PROMOTED_ADAPTER, SHIPPED_ADAPTER):
@@ -308,10 +317,15 @@ def load_runtime(model: str | None, adapter: str | Adapter | None = None, *,
         lora = adapter
     elif adapter and adapter != "none":
         lora = resolve_adapter(adapter, base)
-    runtime = LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx))
-    runtime.notice = notice
     running = trial.load(base.identity) if adapter == PROMOTED_ADAPTER else None
-    if running and not running.ended and running.new == (lora.name if lora else None):
+    compared = bool(running and not running.ended and running.new == (lora.name if lora else None))
+    baked = bake.find(base, lora) if use_baked and lora and not compared else None
+    if lora and use_baked and not compared and baked is None and lora.name == shipped(base.identity):
+        log.info("applying %s at run time: `python -m server.models pull` bakes it into the weights (faster)",
+                 lora.identity)
+    runtime = LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx), baked=baked)
+    runtime.notice = notice
+    if compared:
         try:  # the version promoted before serves the trial's share of calls
             runtime.add_arm("old", resolve_adapter(running.old, base) if running.old else None)
             runtime.trial = running

@@ -42,7 +42,7 @@ class Session:
         self.notify = notify
         self.options = options
         # the model with the adapter options.adapter names (tests give a loader of fakes)
-        self.loader = loader or (lambda name: load_runtime(name, options.adapter))
+        self.loader = loader or (lambda name: load_runtime(name, options.adapter, use_baked=options.bake))
         self._watch_adapters = loader is None and options.adapter == PROMOTED_ADAPTER
         store = store or TelemetryStore("off")
         store.on_problem = store.on_problem or self._telemetry_problem

@@ -234,6 +234,10 @@ def test_cli_complete_and_jsonl(tmp_path):
                          capture_output=True, text=True, timeout=300)
     rows = [__import__("json").loads(x) for x in out.stdout.splitlines()]
     assert len(rows) == 2 and all("completion" in r and r["latency_ms"] > 0 for r in rows)
+    from server.models import resolve
+    from server.registry import promoted
+    base = resolve(None).identity
+    assert all(r["model"].startswith(f"{base}+{promoted(base)}@") for r in rows)  # what the editor is served
 
 
 async def test_percent_encoded_uri_is_found(client: LanguageClient, tmp_path):

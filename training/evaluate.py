@@ -7,8 +7,8 @@
 Tasks come from the corpus *test* split (training.corpus), one editor state each (training.fim_tasks.KINDS).
 Every system answers every task cold (KV cache cleared, greedy), so a run is reproducible:
 - pipeline: exactly what a fresh install serves (server.engine.Engine with the shipped Options, on the model
-  with the adapter shipped for it, if any; never one the user promoted), with up to two other files of the
-  task's folder open beside it (the source of snippets);
+  with the adapter shipped for it, if any, baked into its weights once `server.models pull` has; never one the
+  user promoted), with up to two other files of the task's folder open beside it (the source of snippets);
 - raw: a raw FIM prompt (as much of the prefix and suffix as fits n_ctx) to the model file alone (no
   adapter), first generated line;
 - raw_block (block tasks only): the raw call run to end-of-text (128 tokens), cut where it starts
@@ -125,15 +125,11 @@ def cut_at_suffix_repeat(text: str, suffix: str) -> tuple[str, bool]:
     return text.rstrip(), False
 
 
-BARE = "bare"  # the runtime's arm without the shipped adapter: the raw call is a FIM call to the model file
-
-
-def run_raw(engine: Engine, task: Task) -> dict[str, dict]:
+def run_raw(rt, task: Task) -> dict[str, dict]:
     """The raw call: first generated line. At the start of a line with code it inserts that line whole
     (with its newline), as a raw FIM client pasting the middle would. On block tasks the same greedy
     generation runs on to end-of-text for `raw_block` (cut where it repeats the suffix); its first line is
     what the raw call alone would have returned, timed when that line ended."""
-    rt = engine.runtime
     rt.reset()
     block = task.kind == "block"
     line_done: list[float] = []
@@ -392,9 +388,11 @@ def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows
         done: dict[str, dict], split: str, adapters: tuple[str, ...] = (), remote: str | None = None) -> list[dict]:
     """Every system on every task; rows are appended to rows_path as they finish."""
     runtime = load_runtime(model, SHIPPED_ADAPTER)  # what a fresh install serves, whatever this user promoted
-    runtime.add_arm(BARE, None)
+    bare = load_runtime(model, None)  # the raw call is a FIM call to the model file alone
     engines = {"pipeline": Engine(runtime)}
-    engines.update({v: Engine(runtime, options=opts) for v, opts in variants.items()})
+    engines.update({v: Engine(runtime if opts.bake == Options.bake else load_runtime(model, SHIPPED_ADAPTER,
+                                                                                     use_baked=opts.bake),
+                              options=opts) for v, opts in variants.items()})
     engines.update({f"adapter:{a}": Engine(load_runtime(model, a)) for a in adapters})
     if remote:
         engines[f"remote:{remote}"] = Engine(RemoteRuntime(remote, timeout_ms=60_000))
@@ -407,9 +405,7 @@ def run(tasks: list[Task], variants: dict[str, Options], model: str | None, rows
             others = open_siblings(task, split_dir(split) / task.language)
             fresh = [s for s in [*raws, *engines] if s not in row]
             if set(raws) & set(fresh):
-                runtime.use(BARE)
-                row.update({s: score(task, out) for s, out in run_raw(engines["pipeline"], task).items()})
-                runtime.use("new")
+                row.update({s: score(task, out) for s, out in run_raw(bare, task).items()})
             for system in fresh:
                 if system in engines:
                     row[system] = score(task, run_pipeline(engines[system], task, others))

@@ -3,7 +3,7 @@ through llama.cpp, and an Ollama Modelfile that prompts it for fill-in-the-middl
 
     python -m training.models export NAME [--out DIR] [--quant q4_k_m]
 
-Merging also removes the adapter's run-time cost in llama.cpp (its matrices are applied on every token).
+Merging also removes the adapter's run-time cost in llama.cpp (server.bake does it in place for the shipped adapter).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from server.bake import adapted, copy_fields, read_adapter
 from server.models import MANIFEST_DIR, ModelError, ResolvedModel
 from server.registry import ADAPTER_FILE, SHIPPED_DIR, Adapter, register_adapter
 
@@ -21,32 +21,17 @@ QUANTS = {"q4_k_m": 15, "q5_k_m": 17, "q8_0": 7, "f16": 1}  # llama.cpp's LLAMA_
 
 
 def merged_f16(base: Path, adapter: Path, out: Path) -> Path:
-    """Every tensor of `base` as float16 (float32 for 1-D ones), with (alpha / r) * B @ A added where the adapter
-    has a pair: the input llama.cpp's quantizer expects."""
+    """Every tensor of `base` as float16 (float32 for 1-D ones), with the adapter merged in (server.bake.adapted):
+    the input llama.cpp's quantizer expects."""
     import gguf
-
-    from training.finetune import read_gguf
-    rb = gguf.GGUFReader(str(base))
-    lora, alpha = read_gguf(adapter)
-    arch = rb.fields["general.architecture"].contents()
-    w = gguf.GGUFWriter(str(out), arch=arch)
-    for field in rb.fields.values():
-        if field.name == "general.architecture" or field.name.startswith("GGUF."):
-            continue
-        if field.name == "general.file_type":
-            w.add_key_value(field.name, QUANTS["f16"], gguf.GGUFValueType.UINT32)
-            continue
-        sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
-        w.add_key_value(field.name, field.contents(), field.types[0], sub_type=sub)
-    tensors = []
-    for t in tqdm(rb.tensors, desc="merging", leave=False):
-        x = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).reshape([int(d) for d in reversed(t.shape)])
-        a, b = lora.get(f"{t.name}.lora_a"), lora.get(f"{t.name}.lora_b")
-        if a is not None and b is not None:
-            x = x + (alpha / a.shape[0]) * (b @ a)
-        tensors.append((t.name, x.astype(np.float16 if x.ndim > 1 else np.float32)))
-    for name, x in tensors:
-        w.add_tensor(name, x)
+    reader = gguf.GGUFReader(str(base))
+    w = gguf.GGUFWriter(str(out), arch=reader.fields["general.architecture"].contents())
+    copy_fields(reader, w, skip=("general.file_type",))
+    w.add_key_value("general.file_type", QUANTS["f16"], gguf.GGUFValueType.UINT32)
+    for t, x in adapted(reader, adapter):
+        if x is None:
+            x = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).reshape([int(d) for d in reversed(t.shape)])
+        w.add_tensor(t.name, x.astype(np.float16 if x.ndim > 1 else np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -93,8 +78,8 @@ def export(base, adapter, out_dir: Path, quant: str = "q4_k_m") -> tuple[Path, P
 
 def half(adapter: Path, out: Path) -> Path:
     """The adapter with its matrices stored as float16: half the bytes, for the one that ships in git."""
-    from training.finetune import export_gguf, read_gguf
-    tensors, alpha = read_gguf(adapter)
+    from training.finetune import export_gguf
+    tensors, alpha = read_adapter(adapter)
     return export_gguf({name: t.astype(np.float16) for name, t in tensors.items()}, out, alpha)
 
 

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from server.bake import read_adapter
 from server.dirs import data_dir
 from server.models import ModelError, resolve
 from server.options import Options
@@ -286,7 +287,7 @@ def load_lora(model, path: Path, alpha: float) -> str | None:
     """Set the peft model's LoRA weights to an exported adapter's (the inverse of lora_tensors); returns why they
     do not fit (another alpha, rank or set of projections), or None once loaded."""
     import torch
-    src, theirs = read_gguf(path)
+    src, theirs = read_adapter(path)
     if theirs != alpha:
         return f"its alpha is {theirs:g}, not {alpha:g}"
     names, state = lora_names(model), model.state_dict()
@@ -314,14 +315,6 @@ def export_gguf(tensors: dict[str, np.ndarray], path: Path, alpha: float, arch: 
     w.write_tensors_to_file()
     w.close()
     return path
-
-
-def read_gguf(path: Path) -> tuple[dict[str, np.ndarray], float]:
-    """An adapter written by export_gguf (or llama.cpp's converter): its float32 tensors by name, and its alpha."""
-    import gguf
-    reader = gguf.GGUFReader(str(path))
-    return ({t.name: np.asarray(t.data, dtype=np.float32) for t in reader.tensors},
-            float(reader.fields["adapter.lora.alpha"].contents()))
 
 
 def starting_point(model, cfg: Config, base) -> str | None:
