@@ -108,11 +108,11 @@ _LLAMA_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: loggi
 # an adapter's matrices kept in plain CPU buffers, not the quantized weights' repacked layout): logged at INFO,
 # so that editors which show every stderr line as an error (Neovim) stay quiet.
 _BENIGN = ("load: control-looking token", "llama_adapter_lora_init_impl: lora for")
-LLAMA_LOG = logging.getLogger("ghostline.llama")
+_llama_log = logging.getLogger("ghostline.llama")
 _log_callback = None  # kept referenced: llama.cpp calls it from C
 
 
-def _routeLLAMA_LOGs(llama_cpp) -> None:
+def _route_llama_logs(llama_cpp) -> None:
     """llama.cpp's own log lines go to Python logging (stderr, at its levels), once per process."""
     global _log_callback
     if _log_callback is not None:
@@ -124,8 +124,8 @@ def _routeLLAMA_LOGs(llama_cpp) -> None:
         last[0] = _LLAMA_LEVELS.get(level, last[0])  # 5 continues the previous line's level
         line = text.decode("utf-8", "replace").rstrip()
         at = logging.INFO if last[0] == logging.WARNING and line.startswith(_BENIGN) else last[0]
-        if LLAMA_LOG.isEnabledFor(at) and line.strip():
-            LLAMA_LOG.log(at, "%s", line)
+        if _llama_log.isEnabledFor(at) and line.strip():
+            _llama_log.log(at, "%s", line)
     _log_callback = callback
     llama_cpp.llama_log_set(callback, None)
 
@@ -148,7 +148,7 @@ class LlamaRuntime:
         self.template: FimTemplate = get_template(model.fim_template)
         threads = n_threads or int(os.environ.get("GHOSTLINE_THREADS", "0")) or os.cpu_count() or 1
         t0 = time.perf_counter()
-        _routeLLAMA_LOGs(llama_cpp)
+        _route_llama_logs(llama_cpp)
         try:
             # verbose=True: with False, llama-cpp-python points fds 1 and 2 at /dev/null while it loads, and fd 1
             # is the LSP channel: every message the server sent meanwhile was lost (a request never answered).

@@ -70,16 +70,8 @@ FIM_PROMPTS = ("<|fim_prefix|>def mean(xs):\n    <|fim_suffix|>\n\nprint(mean([1
 
 
 def logits(model, lora=None) -> np.ndarray:
-    """llama.cpp's next-token logits after each of FIM_PROMPTS."""
-    from llama_cpp import Llama
-    llm = Llama(model_path=str(model), lora_path=str(lora) if lora else None, n_ctx=256, logits_all=True,
-                verbose=False)
-    out = []
-    for p in FIM_PROMPTS:
-        llm.reset()
-        llm.eval(llm.tokenize(p.encode(), add_bos=False, special=True))
-        out.append(np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float64))
-    return np.stack(out)
+    from test_finetune import next_logits
+    return next_logits(model, lora, FIM_PROMPTS)
 
 
 def kl(p: np.ndarray, q: np.ndarray) -> float:

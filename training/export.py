@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from server.bake import adapted, copy_fields, read_adapter
+from server.bake import adapted, copy_fields, merge_into, read_adapter
 from server.models import MANIFEST_DIR, ModelError, ResolvedModel
 from server.registry import ADAPTER_FILE, SHIPPED_DIR, Adapter, register_adapter
 
 QUANTS = {"q4_k_m": 15, "q5_k_m": 17, "q8_0": 7, "f16": 1}  # llama.cpp's LLAMA_FTYPE_MOSTLY_* values
+# The default: the base's own quantization, with the adapted matrices in 8 bits (server.bake, what the server
+# serves). Quantized again to q4_k_m throughout, most of an adapter's small change rounds back onto the old grid.
+BAKED = "baked"
 
 
 def merged_f16(base: Path, adapter: Path, out: Path) -> Path:
@@ -59,17 +62,18 @@ def modelfile(gguf_name: str, stops: tuple[str, ...], prefix: str, suffix: str, 
     return "\n".join(lines) + "\n"
 
 
-def export(base, adapter, out_dir: Path, quant: str = "q4_k_m") -> tuple[Path, Path]:
+def export(base, adapter, out_dir: Path, quant: str = BAKED) -> tuple[Path, Path]:
     """(merged GGUF, Modelfile) in out_dir for a server.models.ResolvedModel and a server.registry.Adapter."""
     from server.templates import get_template
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / f"{base.name}+{adapter.name}-{quant}.gguf"
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        f16 = merged_f16(base.path, adapter.path, Path(tmp) / "merged-f16.gguf")
-        if quant == "f16":
-            f16.replace(dest)
+        if quant == BAKED:
+            merge_into(base.path, adapter.path, dest)
+        elif quant == "f16":
+            merged_f16(base.path, adapter.path, dest)
         else:
-            quantize(f16, dest, quant)
+            quantize(merged_f16(base.path, adapter.path, Path(tmp) / "merged-f16.gguf"), dest, quant)
     t = get_template(base.fim_template)
     mf = out_dir / "Modelfile"
     mf.write_text(modelfile(dest.name, t.stops, t.prefix, t.suffix, t.middle))

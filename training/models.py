@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("export")
     e.add_argument("name")
     e.add_argument("--out", type=Path, default=None, help="folder (default: ./NAME-export)")
-    e.add_argument("--quant", default="q4_k_m", help="q4_k_m (default), q5_k_m, q8_0 or f16")
+    e.add_argument("--quant", default="baked",
+                   help="baked (default: the base's quantization, adapted matrices in 8 bits), q4_k_m, q5_k_m, q8_0 "
+                        "or f16")
     sub.add_parser("ship").add_argument("name")
     args = ap.parse_args(argv)
     try:
@@ -96,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"serving {promote(args.name, base).identity} on {base.identity}")
         elif args.cmd == "export":
-            from training.export import QUANTS, export
-            if args.quant not in QUANTS:
-                print(f"error: --quant takes one of {', '.join(QUANTS)}", file=sys.stderr)
+            from training.export import BAKED, QUANTS, export
+            if args.quant not in (BAKED, *QUANTS):
+                print(f"error: --quant takes one of {', '.join((BAKED, *QUANTS))}", file=sys.stderr)
                 return 2
             gguf, modelfile = export(base, resolve_adapter(args.name, base), args.out or Path(f"{args.name}-export"),
                                      args.quant)
