@@ -37,18 +37,19 @@ def read_adapter(path: Path) -> tuple[dict[str, np.ndarray], float]:
             float(reader.fields["adapter.lora.alpha"].contents()))
 
 
+def dequantized(t) -> np.ndarray:
+    """A tensor of a gguf.GGUFReader as float32, in numpy's (rows, row length) order."""
+    import gguf
+    return gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).reshape([int(d) for d in reversed(t.shape)])
+
+
 def adapted(base, adapter: Path) -> Iterator[tuple[Any, np.ndarray | None]]:
     """Each tensor of `base` (a gguf.GGUFReader) with its float32 weights plus (alpha / r) * B @ A where the
     adapter has that pair, else None."""
-    import gguf
     lora, alpha = read_adapter(adapter)
     for t in tqdm(base.tensors, desc="merging", leave=False, file=sys.stderr):
         a, b = lora.get(f"{t.name}.lora_a"), lora.get(f"{t.name}.lora_b")
-        if a is None or b is None:
-            yield t, None
-            continue
-        x = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).reshape([int(d) for d in reversed(t.shape)])
-        yield t, x + (alpha / a.shape[0]) * (b @ a)
+        yield t, None if a is None or b is None else dequantized(t) + (alpha / a.shape[0]) * (b @ a)
 
 
 def copy_fields(reader, writer, skip: tuple[str, ...] = ()) -> None:

@@ -308,8 +308,12 @@ def main(argv: list[str] | None = None) -> int:
                 size = f"{m.size / 1e6:.0f} MB" if m.size else "size unknown"
                 print(f"{'*' if m.default else ' '} {m.name:40s} {state:8s} {size:>10s}  {m.license}  {m.description}")
                 if m.sha256:
+                    try:
+                        here = resolve(m.name) if path.is_file() else None
+                    except ModelError:  # listed as it is; `verify` says what is wrong
+                        here = None
                     for a in list_adapters(identity(m.name, m.sha256)):
-                        baked = path.is_file() and find(resolve(m.name), a)
+                        baked = here and find(here, a)
                         print(f"    adapter {a.identity}" + (f" (baked: {baked})" if baked else ""))
         else:
             print(verify(args.name_opt or args.name))

@@ -159,7 +159,7 @@ class LlamaRuntime:
                                  lora_path=str(adapter.path) if adapter and not baked else None)
             self.llm.verbose = False  # no per-call prints from here on
         except Exception as e:  # llama.cpp reports a bad file as a bare ValueError
-            raise ModelError(f"could not load {model.path}: {e}; the file may be corrupt — "
+            raise ModelError(f"could not load {baked or model.path}: {e}; the file may be corrupt — "
                              f"run `python -m server.models verify`") from e
         self.n_ctx = n_ctx
         self.adapter = adapter
@@ -319,8 +319,9 @@ def load_runtime(model: str | None, adapter: str | Adapter | None = None, *,
         lora = resolve_adapter(adapter, base)
     running = trial.load(base.identity) if adapter == PROMOTED_ADAPTER else None
     compared = bool(running and not running.ended and running.new == (lora.name if lora else None))
-    baked = bake.find(base, lora) if use_baked and lora and not compared else None
-    if lora and use_baked and not compared and baked is None and lora.name == shipped(base.identity):
+    bakeable = lora is not None and use_baked and not compared
+    baked = bake.find(base, lora) if bakeable else None
+    if bakeable and baked is None and lora.name == shipped(base.identity):
         log.info("applying %s at run time: `python -m server.models pull` bakes it into the weights (faster)",
                  lora.identity)
     runtime = LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx), baked=baked)

@@ -1,7 +1,8 @@
-"""A tuned model for serving elsewhere: the base GGUF with a LoRA adapter merged into its weights, quantized again
-through llama.cpp, and an Ollama Modelfile that prompts it for fill-in-the-middle.
+"""A tuned model for serving elsewhere: the base GGUF with a LoRA adapter merged into its weights (by default laid
+out as server.bake bakes it; or quantized again throughout by llama.cpp), and an Ollama Modelfile that prompts it
+for fill-in-the-middle.
 
-    python -m training.models export NAME [--out DIR] [--quant q4_k_m]
+    python -m training.models export NAME [--out DIR] [--quant baked|q4_k_m|q5_k_m|q8_0|f16]
 
 Merging also removes the adapter's run-time cost in llama.cpp (server.bake does it in place for the shipped adapter).
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.bake import adapted, copy_fields, merge_into, read_adapter
+from server.bake import adapted, copy_fields, dequantized, merge_into, read_adapter
 from server.models import MANIFEST_DIR, ModelError, ResolvedModel
 from server.registry import ADAPTER_FILE, SHIPPED_DIR, Adapter, register_adapter
 
@@ -32,8 +33,7 @@ def merged_f16(base: Path, adapter: Path, out: Path) -> Path:
     copy_fields(reader, w, skip=("general.file_type",))
     w.add_key_value("general.file_type", QUANTS["f16"], gguf.GGUFValueType.UINT32)
     for t, x in adapted(reader, adapter):
-        if x is None:
-            x = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).reshape([int(d) for d in reversed(t.shape)])
+        x = dequantized(t) if x is None else x
         w.add_tensor(t.name, x.astype(np.float16 if x.ndim > 1 else np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -67,12 +67,12 @@ def export(base, adapter, out_dir: Path, quant: str = BAKED) -> tuple[Path, Path
     from server.templates import get_template
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / f"{base.name}+{adapter.name}-{quant}.gguf"
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        if quant == BAKED:
-            merge_into(base.path, adapter.path, dest)
-        elif quant == "f16":
-            merged_f16(base.path, adapter.path, dest)
-        else:
+    if quant == BAKED:
+        merge_into(base.path, adapter.path, dest)
+    elif quant == "f16":
+        merged_f16(base.path, adapter.path, dest)
+    else:
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
             quantize(merged_f16(base.path, adapter.path, Path(tmp) / "merged-f16.gguf"), dest, quant)
     t = get_template(base.fim_template)
     mf = out_dir / "Modelfile"
