@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .dirs import models_dir
+from .dirs import models_dir, replace_text
 from .models import ModelError, ResolvedModel, cached_sha256, remember_sha256, sha256_file
 from .registry import Adapter, resolve_adapter, shipped
 
@@ -154,11 +154,27 @@ def bake(base: ResolvedModel, adapter: Adapter) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     remember_sha256(path, sha)
-    path.with_suffix(".json").write_text(json.dumps(
+    replace_text(path.with_suffix(".json"), json.dumps(
         {"base": base.sha256, "adapter": adapter.sha256, "format": FORMAT, "sha256": sha,
          "adapter_name": adapter.name}, indent=1) + "\n")
     log.info("%s ready at %s", adapter.identity, path)
     return path
+
+
+def bake_promoted(base: ResolvedModel, adapter: Adapter, keep: set[str]) -> Path | None:
+    """Bake an adapter being promoted (server.registry.promote), so the server serves it at full speed once its
+    online trial is over, and delete the bakes on `base` of adapters whose identity is not in `keep` (each is a
+    copy of the model). A bake that fails is said and leaves the adapter applied at run time."""
+    for old in (models_dir() / "baked").glob(f"{base.name}+*.gguf"):
+        if old.stem.removeprefix(f"{base.name}+") not in keep | {adapter.identity}:
+            log.info("removing %s: its adapter is no longer served", old)
+            old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
+    try:
+        return bake(base, adapter)
+    except Exception as e:  # never worth failing a promotion over: the adapter also serves unbaked
+        log.warning("could not bake %s into %s (%s); it is applied at run time", adapter.identity, base.identity, e)
+        return None
 
 
 def bake_shipped(base: ResolvedModel) -> Path | None:

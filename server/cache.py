@@ -1,4 +1,7 @@
-"""Typing-through cache: while the user types what the ghost text already shows, answer without the model."""
+"""Typing-through cache: while the user types what the ghost text already shows, answer without the model.
+
+An empty answer is kept too, for a request at the very same place (greedy decoding would say nothing again):
+the request after a prefetch or a cancelled generation that found nothing to suggest."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -26,8 +29,6 @@ class TypingCache:
         self._entries: OrderedDict[str, list[Entry]] = OrderedDict()
 
     def put(self, uri: str, prefix: str, suffix: str, text: str, completion_id: str) -> None:
-        if not text:
-            return
         entries = [e for e in self._entries.pop(uri, []) if e.prefix != prefix][-3:]
         self._entries[uri] = entries + [Entry(prefix, suffix, text, completion_id)]
         while len(self._entries) > self.size:
@@ -38,7 +39,7 @@ class TypingCache:
             if e.suffix != suffix or len(prefix) < len(e.prefix) or not prefix.startswith(e.prefix):
                 continue
             typed = prefix[len(e.prefix):]
-            if e.text.startswith(typed) and len(typed) < len(e.text):
+            if e.text.startswith(typed) and (len(typed) < len(e.text) or not e.text):
                 self._entries.move_to_end(uri)
                 return Hit(e.text[len(typed):], len(typed), e)
         return None

@@ -174,7 +174,8 @@ class Engine:
         hit = self.cache.get(req.uri, req.prefix, req.suffix)
         if hit is None:
             return None
-        return Result(new_id(), hit.text, "cache", multiline="\n" in hit.text, model_id=self.runtime.model_id,
+        return Result(new_id(), hit.text, "cache", reason=None if hit.text else Reason.EMPTY,
+                      multiline="\n" in hit.text, model_id=self.runtime.model_id,
                       parent_id=hit.entry.completion_id, timings={"total_ms": 0.0})
 
     def record_outcome(self, accepted: bool) -> None:

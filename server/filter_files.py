@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .dirs import data_dir
+from .dirs import data_dir, replace_text
 from .features import FEATURE_VERSION
 from .filter import STAGES, LearnedFilter, OnnxStage
 from .watch import watch_folder
@@ -68,9 +68,7 @@ def current_folder() -> Path:
 
 def promote(folder: Path) -> None:
     """Make the filter in `folder` (inside filters_dir()) the one that serves; atomic for a watching server."""
-    tmp = filters_dir() / (CURRENT + ".partial")
-    tmp.write_text(folder.name + "\n")
-    os.replace(tmp, filters_dir() / CURRENT)
+    replace_text(filters_dir() / CURRENT, folder.name + "\n")
 
 
 def watch(on_change: Callable[[], None]) -> Callable[[], None] | None:

@@ -29,7 +29,7 @@ from pygls.uris import to_fs_path, uri_scheme
 from . import __version__
 from .completion_item import TRIGGER_CHARACTERS, completion_edit
 from .document import Document, PositionError
-from .engine import Engine, InputError, Request, Result
+from .engine import Admitted, Engine, InputError, Request, Result
 from .framing import Framer
 from .inflight import Flight
 from .models import ModelError
@@ -154,7 +154,8 @@ class GhostlineServer(LanguageServer):
         super().__init__("ghostline", __version__, protocol_cls=GhostlineProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.documents: dict[str, Document] = {}  # uri as the client sent it -> open document
-        self.session = Session(notify=self._notify, document_text=self._document_text, options=options)
+        self.session = Session(notify=self._notify, document_text=self._document_text, options=options,
+                               accepted_at=self.prefetch)
         self.scheduler = LatestWins()
         self.recent: OrderedDict[str, float] = OrderedDict()  # uri -> last edit, for snippets
         self.flights: dict[str, Flight] = {}  # uri -> the generation under way for it
@@ -211,6 +212,9 @@ class GhostlineServer(LanguageServer):
             offset = doc.offset_at(position.line, position.character)
         except PositionError as e:
             raise InputError(f"{e} in {uri}", "position") from None
+        return self.request_at(doc, uri, offset)
+
+    def request_at(self, doc: Document, uri: str, offset: int) -> Request:
         others = tuple((path, d.model_text) for u in reversed(self.recent)
                        if u != uri and (d := self.documents.get(u)) is not None
                        and d.language_id == doc.language_id and (path := _path_of(u)))[:MAX_SNIPPET_DOCS]
@@ -271,19 +275,13 @@ class GhostlineServer(LanguageServer):
             if isinstance(judged, Result):
                 return judged, req
             admitted = judged
-        flight = Flight(req, threading.Event())
-        job = self.scheduler.submit(uri, lambda cancel: session.generate(req, admitted, cancel, flight.progress),
-                                    flight.cancel)
-        flight.done = asyncio.wrap_future(job.future)
-        self.flights[uri] = flight
-        flight.done.add_done_callback(lambda _: self.flights.get(uri) is flight and self.flights.pop(uri))
-        flight.done.add_done_callback(lambda f: f.cancelled() or f.exception())  # read, even if nobody waits
+        flight = self.fly(req, admitted)
         try:
             result = await asyncio.shield(flight.done)
         except asyncio.CancelledError:  # $/cancelRequest
             session.count("cancelled")
             if not reuse:  # stop the generation between tokens; with reuse the next request may want it
-                job.cancel.set()
+                flight.cancel.set()
             raise
         except Superseded:
             session.count("superseded")
@@ -292,6 +290,39 @@ class GhostlineServer(LanguageServer):
             session.count("cancelled")
             return None
         return result, req
+
+
+    def fly(self, req: Request, admitted: Admitted) -> Flight:
+        """Queue the model call for `req` (a newer one for the document replaces it); later requests that type
+        along with it may wait for it (in-flight reuse)."""
+        session, uri = self.session, req.uri
+        flight = Flight(req, threading.Event())
+        job = self.scheduler.submit(uri, lambda cancel: session.generate(req, admitted, cancel, flight.progress),
+                                    flight.cancel)
+        flight.done = asyncio.wrap_future(job.future)
+        self.flights[uri] = flight
+        flight.done.add_done_callback(lambda _: self.flights.get(uri) is flight and self.flights.pop(uri))
+        flight.done.add_done_callback(lambda f: f.cancelled() or f.exception())  # read, even if nobody waits
+        return flight
+
+    def prefetch(self, uri: str, offset: int, text: str) -> None:
+        """After an accept, start the next suggestion at the end of the accepted text before the client asks
+        (options.prefetch): its request, a moment later at that cursor, waits for this generation (in-flight
+        reuse) or finds its answer in the typing-through cache."""
+        doc, session = self.documents.get(uri), self.session
+        if (not session.options.prefetch or not session.options.inflight_reuse or doc is None
+                or uri in self.flights or session.engine is None or doc.text[offset:offset + len(text)] != text):
+            return  # off, busy with this document, or the accepted text is not (or no longer) where it was
+        req = self.request_at(doc, uri, offset + len(text))
+        if session.engine.from_cache(req) is not None:  # answered at no cost when the client asks
+            return
+        try:
+            got = session.admit(req)
+        except InputError:
+            return
+        if isinstance(got, Admitted):
+            session.count("prefetches")
+            self.fly(req, got)
 
 
 def _path_of(uri: str) -> str | None:

@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dirs import models_dir
+from .dirs import models_dir, replace_text
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,7 @@ def remember_sha256(path: Path, sha256: str) -> None:
     known = _known_hashes()
     known[_hash_key(path)] = sha256
     try:
-        models_dir().mkdir(parents=True, exist_ok=True)
-        (models_dir() / HASH_CACHE).write_text(json.dumps(known, indent=1))
+        replace_text(models_dir() / HASH_CACHE, json.dumps(known, indent=1))
     except OSError as e:
         log.debug("could not remember the sha256 of %s: %s", path, e)
 

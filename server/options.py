@@ -39,6 +39,9 @@ class Options:
     # Simulator, test split, 36 episodes paired: suggestions shown x1.93 [1.57, 2.59], accept rate x1.16
     # [1.02, 1.40], characters accepted per character typed x2.11 [1.54, 3.41], model calls x0.46.
     inflight_reuse: bool = True
+    # After an accept, start the next suggestion at the end of the accepted text before the client asks for it
+    # (server.lsp's prefetch; its request waits for that generation through in-flight reuse).
+    prefetch: bool = False
     block: bool = True  # multi-line at an empty line in a block (else only at an empty block body)
     # A block keeps a line after its first only while the model's confidence in it is at least
     # `block_min_prob` (0 keeps every line the other rules keep). The confidence is the probability of the

@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dirs import models_dir
+from .dirs import models_dir, replace_text
 from .models import MANIFEST_DIR, ModelError, ResolvedModel, cached_sha256, identity, load_manifests, sha256_file
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,10 @@ def resolve_adapter(name: str, base: ResolvedModel) -> Adapter:
         raise ModelError(f"adapter {name} was trained for {a.base}, not {base.identity}")
     if not a.path.is_file():
         raise ModelError(f"adapter {name}: {a.path} is missing")
-    if a.path.is_relative_to(SHIPPED_DIR) and cached_sha256(a.path) != a.sha256:
-        raise ModelError(f"adapter {name}: {a.path} is corrupt (its sha256 is not {a.sha256[:8]}…); "
-                         "check out models/adapters again")
+    if cached_sha256(a.path) != a.sha256:  # hashed once per file change (server.models' hash cache)
+        raise ModelError(f"adapter {name}: {a.path} is corrupt (its sha256 is not {a.sha256[:8]}…); " + (
+            "check out models/adapters again" if a.path.is_relative_to(SHIPPED_DIR)
+            else "`python -m training.models rollback` serves the one before it"))
     return a
 
 
@@ -103,7 +104,7 @@ def register_adapter(name: str, base: ResolvedModel, gguf: Path, about: dict | N
     shutil.copyfile(gguf, tmp)
     tmp.replace(folder / ADAPTER_FILE)
     a = Adapter(name, base.identity, folder / ADAPTER_FILE, sha256_file(folder / ADAPTER_FILE))
-    (folder / ADAPTER_MANIFEST).write_text(json.dumps(
+    replace_text(folder / ADAPTER_MANIFEST, json.dumps(
         {**(about or {}), "name": a.name, "base": a.base, "file": ADAPTER_FILE, "sha256": a.sha256}, indent=1) + "\n")
     return a
 
@@ -124,11 +125,7 @@ def read_state(name: str) -> dict:
 
 def write_state(name: str, d: dict) -> None:
     """Replace the JSON object `name` in the adapters folder at once (a watcher never reads half of it)."""
-    path = adapters_dir() / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps(d, indent=1) + "\n")
-    tmp.replace(path)
+    replace_text(adapters_dir() / name, json.dumps(d, indent=1) + "\n")
 
 
 def _promotions() -> dict[str, list[str]]:
@@ -145,11 +142,15 @@ def promoted(base: str) -> str | None:
 def promote(name: str, base: ResolvedModel) -> Adapter:
     """Serve adapter `name` on `base` from now on (checked first; raises ModelError), confirmed online against
     the version serving before it (server.trial)."""
-    from . import trial
+    from . import bake, trial
     a = resolve_adapter(name, base)
     before = promoted(base.identity)
     d = _promotions()
     d[base.identity] = [n for n in d.get(base.identity, []) if n != name] + [name]
+    # baked first, so a watching server reloads once; the bakes kept: the shipped adapter's and the one a
+    # rollback would go back to
+    mine = {x.name: x.identity for x in list_adapters(base.identity)}
+    bake.bake_promoted(base, a, {mine[n] for n in (shipped(base.identity), *d[base.identity][-2:]) if n in mine})
     write_state(PROMOTED, d)
     trial.start(base.identity, name, before)
     return a

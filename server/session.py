@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import bake
 from . import trial as trials
 from .engine import Admitted, Engine, InputError, Request, Result
 from .filter import Filter, NoFilter
@@ -38,8 +39,11 @@ class Session:
     def __init__(self, notify: Notify = lambda kind, payload: None,
                  loader: Callable[[str], Any] | None = None,
                  document_text: Callable[[str], str | None] = lambda uri: None,
-                 store: TelemetryStore | None = None, options: Options = Options()):
+                 store: TelemetryStore | None = None, options: Options = Options(),
+                 accepted_at: Callable[[str, int, str], None] = lambda uri, offset, text: None):
         self.notify = notify
+        # told (uri, offset, text) when the client reports that `text` was accepted at `offset` (prefetch)
+        self.accepted_at = accepted_at
         self.options = options
         # the model with the adapter options.adapter names (tests give a loader of fakes)
         self.loader = loader or (lambda name: load_runtime(name, options.adapter, use_baked=options.bake))
@@ -57,9 +61,10 @@ class Session:
         self.error: str | None = None
         self._loaded = threading.Event()
         self._load_lock = threading.Lock()
-        # Recent suggestions for outcomes: the result, its document and cursor line (not the Request,
+        # Recent suggestions for outcomes: the result, its document, cursor line and offset (not the Request,
         # which would keep a copy of the whole document per suggestion alive).
-        self.results: OrderedDict[str, tuple[Result, str, int]] = OrderedDict()
+        self.results: OrderedDict[str, tuple[Result, str, int, int]] = OrderedDict()
+        self.seen_calls: OrderedDict[str, None] = OrderedDict()  # model calls whose answer was shown
         self.outcomes: list[dict] = []  # bounded log of what the client reported
         # The edit inserting a completion item counts as its accept (eglot 1.9 never runs the item's command;
         # a command that comes too is not counted twice). Off for clients that insert an item on selection.
@@ -72,7 +77,7 @@ class Session:
         self._trial_shown: OrderedDict[str, None] = OrderedDict()  # ids of trial suggestions reported shown
         self.stats: dict[str, int] = {k: 0 for k in (
             "requests", "model_calls", "cache_hits", "cancelled", "superseded", "input_errors", "empty",
-            "inflight_reuses", "filtered")}
+            "inflight_reuses", "filtered", "prefetches", "model_calls_seen")}
 
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
@@ -298,6 +303,9 @@ class Session:
         else:
             text = f"Ghostline: adapter {trial.new or 'none'} confirmed ({trial.describe()})"
             trials.end(trial, f"confirmed: {trial.describe()}")  # the next model call goes back to "new"
+            adapter = getattr(runtime, "promoted_adapter", None)
+            if self.options.bake and adapter is not None and bake.find(runtime.model, adapter):
+                self.load_model_async()  # both arms ran on the bare weights; the baked copy serves faster
         log.info("%s", text)
         self.notify("message", {"level": "warning" if verdict == "old" else "info", "text": text})
 
@@ -310,7 +318,7 @@ class Session:
             self.count("filtered")
         self.recorder.request(result, req)
         if result.id and result.text:
-            self.results[result.id] = (result, req.uri, req.text.count("\n", 0, req.offset))
+            self.results[result.id] = (result, req.uri, req.text.count("\n", 0, req.offset), req.offset)
             while len(self.results) > 256:
                 self.results.popitem(last=False)
 
@@ -340,12 +348,16 @@ class Session:
             self._maybe_update_filter()
         if known is not None:
             self._observe(known[0], kind, length)
+            if kind == "shown":
+                self._seen(known[0])
         accepted = None
         if known is not None and kind in ("accepted", "partial"):
-            result, uri, line = known
+            result, uri, line, offset = known
             text = result.text if kind == "accepted" or length is None else result.text[:length]
             accepted = Accepted(cid, uri, line, text)
         self.recorder.outcome(cid, kind, length, reason, accepted)
+        if accepted is not None:
+            self.accepted_at(uri, offset, accepted.text)
         line = (f"ghostline: outcome {kind} id={cid}" + (f" acceptedLength={length}" if length is not None else "")
                 + (f" reason={reason}" if reason else ""))
         # The client's log shows window/logMessage; stderr gets it only at debug level, so editors that
@@ -353,6 +365,16 @@ class Session:
         log.debug("%s%s", line, "" if known else " (unknown id)")
         self.notify("log", {"text": line})
         return True
+
+    def _seen(self, result: Result) -> None:
+        """Count the model call behind a suggestion shown (its own, or the one a cache hit continues) once."""
+        call = result.parent_id or result.id
+        if call in self.seen_calls:
+            return
+        self.seen_calls[call] = None
+        while len(self.seen_calls) > 1024:
+            self.seen_calls.popitem(last=False)
+        self.count("model_calls_seen")
 
     def _maybe_update_filter(self) -> None:
         every = self.options.filter_update_every

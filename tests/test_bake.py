@@ -64,6 +64,23 @@ def test_a_failed_bake_leaves_nothing_behind(fake_bake, monkeypatch):
     assert not list(bake.baked_path(base, adapter).parent.iterdir()) and bake.find(base, adapter) is None
 
 
+def test_promoting_bakes_the_adapter_and_keeps_only_the_bakes_still_served(fake_bake, monkeypatch, caplog):
+    base, adapter, _ = fake_bake
+    shipped = bake.bake(base, Adapter("shipped", base.identity, adapter.path, "11" * 32))
+    older = bake.bake(base, Adapter("older", base.identity, adapter.path, "22" * 32))
+    other_base = bake.bake(ResolvedModel("other", base.path, "qwen", "ff" * 32), adapter)
+    path = bake.bake_promoted(base, adapter, keep={"shipped@11111111"})
+    assert path == bake.find(base, adapter) and shipped.exists() and other_base.exists()
+    assert not older.exists() and not older.with_suffix(".json").exists()
+
+    def broken(base, adapter, out):
+        raise ValueError("not a GGUF file")
+    monkeypatch.setattr(bake, "merge_into", broken)
+    with caplog.at_level(logging.WARNING):
+        assert bake.bake_promoted(base, Adapter("new", base.identity, adapter.path, "33" * 32), keep=set()) is None
+    assert "applied at run time" in caplog.text and not path.exists()  # no longer kept
+
+
 FIM_PROMPTS = ("<|fim_prefix|>def mean(xs):\n    <|fim_suffix|>\n\nprint(mean([1, 2]))\n<|fim_middle|>",
                "<|fim_prefix|>function add(a, b) {\n  return <|fim_suffix|>;\n}\n<|fim_middle|>",
                "<|fim_prefix|>import os\n\nfor name in os.listdir(path):\n<|fim_suffix|>\n<|fim_middle|>")

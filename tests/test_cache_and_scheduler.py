@@ -104,3 +104,12 @@ def test_client_cancelled_futures_do_not_break_later_requests():
     assert newer.future.result(5) == "newer"
     assert sched.submit("c", lambda cancel: "ok").future.result(5) == "ok"
     sched.close()
+
+
+def test_an_empty_answer_answers_only_the_same_place_again():
+    c = TypingCache()
+    c.put("u", "x = 1\n", "\n", "", "id1")
+    hit = c.get("u", "x = 1\n", "\n")
+    assert hit is not None and hit.text == "" and hit.entry.completion_id == "id1"
+    assert c.get("u", "x = 1\ny", "\n") is None  # typed on: the model may have something now
+    assert c.get("u", "x = 1\n", "\n\n") is None  # the suffix changed

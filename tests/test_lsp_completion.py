@@ -296,3 +296,33 @@ async def test_line_start_inserts_a_whole_line_or_nothing(client: LanguageClient
         lines[line] = lines[line][:ch] + item.insert_text + lines[line][ch:]
         ast.parse("\n".join(lines))
         assert item.insert_text.endswith("\n    ")
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(
+    server_command=[sys.executable, "-m", "server", "--option", "prefetch=true"]))
+async def prefetch_client(lsp_client: LanguageClient):
+    await start(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_an_accept_starts_the_next_suggestion_before_the_client_asks(prefetch_client: LanguageClient,
+                                                                            tmp_path):
+    """prefetch: the accept command makes the server generate at the end of the accepted text; the client's
+    request there is answered by that generation, with no model call of its own."""
+    client = prefetch_client
+    text, line, ch = position_of(JS)
+    uri = (tmp_path / "p.js").as_uri()
+    open_doc(client, uri, text, "javascript")
+    item = (await inline(client, uri, line, ch)).items[0]
+    before = await stats(client)
+    insert(client, uri, 2, line, ch, item.insert_text)  # VS Code applies the accept's edit, then runs its command
+    await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command=item.command.command, arguments=item.command.arguments))
+    assert await wait_for_stat(client, "prefetches", before["prefetches"] + 1)
+    lines = item.insert_text.split("\n")
+    at_line, at_ch = line + len(lines) - 1, (ch if len(lines) == 1 else 0) + len(lines[-1])
+    await inline(client, uri, at_line, at_ch)
+    after = await stats(client)
+    assert after["model_calls"] == before["model_calls"] + 1  # the prefetch's only
+    assert after["cache_hits"] == before["cache_hits"] + 1

@@ -103,3 +103,14 @@ def test_cli_list_and_verify(capsys):
     assert "qwen2.5-coder-0.5b-instruct-q4_k_m" in capsys.readouterr().out
     assert models.main(["verify"]) == 0
     assert "sha256=1d9614638d18" in capsys.readouterr().out
+
+
+def test_replace_text_leaves_the_old_text_or_the_new_and_no_temporary_file(tmp_path):
+    from server.dirs import replace_text
+    path = tmp_path / "deep" / "state.json"
+    replace_text(path, "old\n")
+    replace_text(path, "new\n")
+    assert path.read_text() == "new\n" and [p.name for p in path.parent.iterdir()] == ["state.json"]
+    with pytest.raises(IsADirectoryError):
+        replace_text(tmp_path / "deep", "x")  # a write that fails leaves nothing behind
+    assert [p.name for p in path.parent.iterdir()] == ["state.json"]

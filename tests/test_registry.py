@@ -140,8 +140,12 @@ def test_the_shipped_adapter_serves_until_the_user_promotes_one_and_again_after_
         registry.rollback(a)
 
 
-def test_a_corrupt_shipped_adapter_is_refused_by_its_sha256(bases, shipping):
+def test_a_corrupt_adapter_is_refused_by_its_sha256(tmp_path, bases, shipping):
     a, _ = bases
     shipping.path.write_bytes(b"flipped bits")
-    with pytest.raises(ModelError, match=r"fim-default.*is corrupt"):
+    with pytest.raises(ModelError, match=r"fim-default.*is corrupt.*check out models/adapters"):
         registry.resolve_adapter("fim-default", a)
+    mine = registry.register_adapter("mine", a, lora(tmp_path))
+    mine.path.write_bytes(b"truncated")  # e.g. a full disk while it was copied
+    with pytest.raises(ModelError, match=r"mine.*is corrupt.*rollback"):
+        registry.resolve_adapter("mine", a)

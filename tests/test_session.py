@@ -71,3 +71,22 @@ def test_clients_that_insert_an_item_on_selection_report_accepts_only_by_command
     s.offered_item(REQ.uri, "c1", "sum(xs)")
     s.document_changed(REQ.uri, [(0, 0, 0)], ("sum(xs)",))
     assert not s.outcomes
+
+
+def test_accepts_say_where_the_accepted_text_went_and_shown_calls_are_counted_once():
+    """An accept tells `accepted_at` (the prefetch hook) the document, the request's offset and the text
+    accepted (a partial accept: its part); a model call counts as seen once, also when shown via a cache hit."""
+    told: list = []
+    s = Session(loader=lambda name: ScriptedRuntime("sum(xs)\n"), options=UNFILTERED,
+                accepted_at=lambda *a: told.append(a))
+    s.load_model()
+    result = s.generate(REQ, s.admit(REQ), cancel=None)
+    s.outcome({"id": result.id, "outcome": "shown"})
+    hit = s.admit(Request(REQ.uri, "total = su\n", len("total = su"), "python"))
+    s.outcome({"id": hit.id, "outcome": "shown"})  # the same model call's answer, typed through
+    assert s.stats["model_calls_seen"] == 1
+    s.outcome({"id": hit.id, "outcome": "partial", "acceptedLength": 2})
+    s.outcome({"id": result.id, "outcome": "accepted"})
+    s.outcome({"id": "unknown", "outcome": "accepted"})  # nothing known: nowhere to tell
+    s.outcome({"id": result.id, "outcome": "ignored"})
+    assert told == [(REQ.uri, len("total = su"), "m("), (REQ.uri, REQ.offset, "sum(xs)")]

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from server.context import build_context
-from server.dirs import data_dir
+from server.dirs import data_dir, replace_text
 from server.options import Options
 from server.syntax import syntax_tree
 from server.telemetry.redact import is_sensitive_path, redact_fim
@@ -74,11 +74,7 @@ def excluded() -> dict[str, list[str]]:
 
 
 def set_excluded(ids: Iterable[str], files: Iterable[str]) -> None:
-    path = exclusions_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps({"ids": sorted(set(ids)), "files": sorted(set(files))}, indent=1) + "\n")
-    tmp.replace(path)
+    replace_text(exclusions_path(), json.dumps({"ids": sorted(set(ids)), "files": sorted(set(files))}, indent=1) + "\n")
 
 
 def dropped_file(rel: str, globs: Iterable[str]) -> bool:
@@ -180,11 +176,8 @@ def mistakes(tasks: Iterable[Task], answer: Callable[[Task], str], template: Fim
         got = answer(t)
         if not got.strip() or got.strip() == t.middle.strip():
             continue
-        prefix, middle, suffix, _ = redact_fim(t.prefix, t.middle, t.suffix)
-        _, wrong, _, _ = redact_fim(t.prefix, got, t.suffix)
-        prompt = render(prefix, suffix, template, count, options)
-        out.append((Example(prompt, middle, t.kind, t.language, t.path),
-                    Example(prompt, wrong, "rejected", t.language, t.path)))
+        chosen = from_tasks([t], template, count, options)[0]
+        out.append((chosen, replace(chosen, middle=redact_fim(t.prefix, got, t.suffix)[1], kind="rejected")))
     return out
 
 

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from server.dirs import data_dir
+from server.dirs import data_dir, replace_text
 from server.telemetry import default_db_path, open_snapshot, suggestions
 
 # --- config ---------------------------------------------------------------------------------------
@@ -109,8 +109,7 @@ def read_state() -> dict:
 
 
 def write_state(d: dict) -> None:
-    state_path().parent.mkdir(parents=True, exist_ok=True)
-    state_path().write_text(json.dumps(d, indent=1) + "\n")
+    replace_text(state_path(), json.dumps(d, indent=1) + "\n")
 
 
 # --- commands --------------------------------------------------------------------------------------

@@ -368,7 +368,9 @@ async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_
     await client.stop()
     drainer.cancel()
     model_calls = server_stats["model_calls"]
-    seen_from_model = stats.shown - server_stats["cache_hits"]
+    # a model call is wasted when none of its answers was shown: not directly, not through a request that
+    # typed along with it (in-flight reuse) or typed through its ghost text (the typing-through cache)
+    wasted = max(0, model_calls - server_stats["model_calls_seen"])
     return {
         "episodes": episodes,
         "keystrokes": stats.keystrokes,
@@ -383,8 +385,8 @@ async def simulate(files: list[Path], *, limit: int, seed: int, wait: bool, per_
         "keystrokes_saved_share": stats.chars_accepted / max(stats.chars_accepted + stats.chars_typed, 1),
         "late_answers": stats.late,
         "model_calls": model_calls,
-        "wasted_model_calls": max(0, model_calls - seen_from_model),
-        "wasted_model_call_share": max(0, model_calls - seen_from_model) / max(model_calls, 1),
+        "wasted_model_calls": wasted,
+        "wasted_model_call_share": wasted / max(model_calls, 1),
         "time_to_ghost_text_ms": percentiles(stats.latencies_ms),
         "model_calls_per_s": model_calls / wall,
         "prompt_tokens_evaluated_per_model_call": server_stats.get("prompt_tokens_evaluated", 0) / max(model_calls, 1),
