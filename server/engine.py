@@ -304,5 +304,6 @@ class Engine:
             "generate_ms": first.generate_ms + sum(b.prompt_ms + b.generate_ms for b in branches),
             "post_ms": post_ms, "total_ms": (t_post - admitted.t0) * 1000,
         }
-        self.cache.put(req.uri, prefix, suffix, text, result.id)
+        if result.reason is not Reason.FILTERED:  # held back by the filter: a later request may be judged anew
+            self.cache.put(req.uri, prefix, suffix, text, result.id)
         return result
