@@ -291,7 +291,6 @@ class GhostlineServer(LanguageServer):
             return None
         return result, req
 
-
     def fly(self, req: Request, admitted: Admitted) -> Flight:
         """Queue the model call for `req` (a newer one for the document replaces it); later requests that type
         along with it may wait for it (in-flight reuse)."""

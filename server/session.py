@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 Notify = Callable[[str, dict], None]
 
 
+def _first_time(seen: OrderedDict[str, None], key: str, bound: int) -> bool:
+    """Whether `key` is new to `seen`, a set of the newest `bound` keys; it is added (the oldest may drop out)."""
+    if key in seen:
+        return False
+    seen[key] = None
+    while len(seen) > bound:
+        seen.popitem(last=False)
+    return True
+
+
 class Session:
     def __init__(self, notify: Notify = lambda kind, payload: None,
                  loader: Callable[[str], Any] | None = None,
@@ -277,11 +287,8 @@ class Session:
         if trial is None or not result.arm or not self.recorder.enabled:
             return
         if kind == "shown":
-            if result.id in self._trial_shown:
+            if not _first_time(self._trial_shown, result.id, 512):
                 return
-            self._trial_shown[result.id] = None
-            while len(self._trial_shown) > 512:
-                self._trial_shown.popitem(last=False)
             trial.shown(result.arm)
             if sum(s[0] for s in trial.stats.values()) % 20 == 0:  # kept across restarts, without a write each time
                 trials.save(trial)
@@ -329,11 +336,8 @@ class Session:
             log.warning("ignoring malformed outcome %r", params)
             return False
         if kind == "accepted":
-            if cid in self.accepted_ids:  # the item's command after the edit that already counted
+            if not _first_time(self.accepted_ids, cid, 256):  # the item's command after the edit that counted
                 return True
-            self.accepted_ids[cid] = None
-            while len(self.accepted_ids) > 256:
-                self.accepted_ids.popitem(last=False)
         known = self.results.get(cid)
         length, reason = params.get("acceptedLength"), params.get("reason")
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
@@ -368,13 +372,8 @@ class Session:
 
     def _seen(self, result: Result) -> None:
         """Count the model call behind a suggestion shown (its own, or the one a cache hit continues) once."""
-        call = result.parent_id or result.id
-        if call in self.seen_calls:
-            return
-        self.seen_calls[call] = None
-        while len(self.seen_calls) > 1024:
-            self.seen_calls.popitem(last=False)
-        self.count("model_calls_seen")
+        if _first_time(self.seen_calls, result.parent_id or result.id, 1024):
+            self.count("model_calls_seen")
 
     def _maybe_update_filter(self) -> None:
         every = self.options.filter_update_every
