@@ -51,7 +51,7 @@ class Runtime(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel=None, chunk: int,
-                 forced=()) -> Generation:
+                 forced=(), reuse_suffix: int = 0) -> Generation:
         """Greedy; `should_stop(text, line_logprobs, line_start_logprobs)` is asked after every token."""
 
 
@@ -249,7 +249,8 @@ class Engine:
 
         def generate(forced=()) -> Generation:
             g = self.runtime.generate(prompt, max_tokens=settings.maxTokens, cancel=cancel,
-                                      chunk=opts.prompt_chunk, should_stop=should_stop, forced=forced)
+                                      chunk=opts.prompt_chunk, should_stop=should_stop, forced=forced,
+                                      reuse_suffix=opts.reuse_suffix)
             if forced:
                 branches.append(g)
             return g

@@ -112,8 +112,9 @@ class RemoteRuntime:
         """Nothing to forget here: the engine keeps its own cache."""
 
     def generate(self, prompt: str, *, max_tokens: int, should_stop, cancel: threading.Event | None = None,
-                 chunk: int = 0, forced: Sequence[tuple[int, float]] = ()) -> Generation:
-        """Greedy completion of `prompt`, streamed; `should_stop` is asked after every token as locally."""
+                 chunk: int = 0, forced: Sequence[tuple[int, float]] = (), reuse_suffix: int = 0) -> Generation:
+        """Greedy completion of `prompt`, streamed; `should_stop` is asked after every token as locally. The
+        engine manages its own KV cache (`chunk` and `reuse_suffix` are the local runtime's)."""
         if forced:
             raise ValueError("a remote engine cannot continue from token ids")
         cancel = cancel or threading.Event()

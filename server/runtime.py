@@ -20,6 +20,12 @@ from .templates import FimTemplate, get_template
 log = logging.getLogger(__name__)
 
 PROMPT_CHUNK = Options.prompt_chunk  # prompt tokens evaluated between cancellation checks
+# An edit's first tokens after it are evaluated again even when the tail of the prompt after them is moved
+# (_park_tail): in a FIM prompt the suffix's first tokens carry the model's idea of the gap, and kept from before
+# the edit, they answer the old gap (30 edits of 1-7 characters in this repository's code: the next line agreed
+# with a full evaluation 3 times with none evaluated again, 28 times with 16; docs/benchmarks.md).
+FRESH_AFTER_EDIT = 16
+MIN_MOVED = 16  # a shorter unchanged tail is evaluated again: moving it would save next to nothing
 
 
 class Cancelled(Exception):
@@ -130,6 +136,24 @@ def _route_llama_logs(llama_cpp) -> None:
     llama_cpp.llama_log_set(callback, None)
 
 
+@contextlib.contextmanager
+def _spare_sequence():
+    """Llama() with room for a second sequence in its one (unified) KV cache, where _park_tail parks a prompt's
+    tail; Llama() takes no such argument, so its defaults are widened while it builds its context."""
+    from llama_cpp import llama_cpp as lib  # the module llama_cpp.Llama reads its defaults from
+    defaults = lib.llama_context_default_params
+
+    def two_sequences():
+        params = defaults()
+        params.n_seq_max, params.kv_unified = 2, True
+        return params
+    lib.llama_context_default_params = two_sequences
+    try:
+        yield
+    finally:
+        lib.llama_context_default_params = defaults
+
+
 class LlamaRuntime:
     """One loaded GGUF (optionally with a LoRA adapter, applied at run time or baked into the weights). Not
     thread-safe: one worker drives it."""
@@ -153,7 +177,7 @@ class LlamaRuntime:
             # verbose=True: with False, llama-cpp-python points fds 1 and 2 at /dev/null while it loads, and fd 1
             # is the LSP channel: every message the server sent meanwhile was lost (a request never answered).
             # Its own verbose prints (sys.stderr, looked up when printing) are dropped instead; log lines are not.
-            with contextlib.redirect_stderr(io.StringIO()):
+            with contextlib.redirect_stderr(io.StringIO()), _spare_sequence():
                 self.llm = Llama(model_path=str(baked or model.path), n_ctx=n_ctx, n_batch=512, n_threads=threads,
                                  n_threads_batch=threads, verbose=True,
                                  lora_path=str(adapter.path) if adapter and not baked else None)
@@ -172,6 +196,9 @@ class LlamaRuntime:
         self.prompt_tokens_evaluated = 0  # over all calls, cancelled ones included (ghostline/stats)
         self.load_ms = (time.perf_counter() - t0) * 1000
         self.n_vocab = self.llm.n_vocab()
+        self._prompt: list[int] = []  # the last prompt, while the KV cache holds all of it (for _move_tail)
+        self._stale = 0  # tokens changed ahead of that prompt's tail since the tail was last evaluated
+        self._can_shift = bool(llama_cpp.llama_memory_can_shift(self.llm._ctx.memory))
 
         def greedy() -> tuple[int, float, int, float]:
             """The two most likely next tokens after what was evaluated last, with their log-probabilities."""
@@ -240,9 +267,10 @@ class LlamaRuntime:
 
     def generate(self, prompt: str, *, max_tokens: int, should_stop: Callable[[str, list[float], list[float]], bool],
                  cancel: threading.Event | None = None, chunk: int = PROMPT_CHUNK,
-                 forced: Sequence[tuple[int, float]] = ()) -> Generation:
+                 forced: Sequence[tuple[int, float]] = (), reuse_suffix: int = 0) -> Generation:
         """Greedy decoding after `prompt`; the output starts with the `forced` (token, log-probability)
-        pairs (a branch of an earlier generation, see Generation.branch_in), then continues greedily."""
+        pairs (a branch of an earlier generation, see Generation.branch_in), then continues greedily.
+        `reuse_suffix`: see Options.reuse_suffix (0: the prompt after the cached common prefix is evaluated)."""
         llm = self.llm
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         n_prompt = len(tokens)
@@ -259,13 +287,37 @@ class LlamaRuntime:
                 break
             reused += 1
         reused = min(reused, len(tokens) - 1)  # at least one token is evaluated: its logits come next
-        llm.n_tokens = reused
-        for i in range(reused, len(tokens), chunk):
-            if cancel.is_set():
-                raise Cancelled()
-            batch = tokens[i:i + chunk]
-            llm.eval(batch)
-            self.prompt_tokens_evaluated += len(batch)
+        moved, changed = self._park_tail(tokens, reused, reuse_suffix)
+        old, self._prompt = self._prompt, []  # until this prompt is evaluated, no tail of it is cached
+        if moved:  # tokens[-1 - moved:-1] wait in sequence 1: evaluate the edit ahead of them, then move them in
+            end = len(tokens) - 1 - moved
+            try:
+                llm.n_tokens = reused
+                for i in range(reused, end, chunk):
+                    if cancel.is_set():
+                        raise Cancelled()
+                    self._decode(tokens[i:min(i + chunk, end)])
+                shift = len(tokens) - len(old)
+                mem = llm._ctx
+                if shift:
+                    mem.kv_cache_seq_shift(1, len(old) - 1 - moved, len(old) - 1, shift)
+                mem.kv_cache_seq_cp(1, 0, end, end + moved)
+                llm.input_ids[end:end + moved] = tokens[end:end + moved]
+                llm.n_tokens = end + moved
+            finally:
+                llm._ctx.kv_cache_seq_rm(1, -1, -1)
+            self._decode(tokens[-1:])
+            self._stale += changed
+        else:
+            llm.n_tokens = reused
+            for i in range(reused, len(tokens), chunk):
+                if cancel.is_set():
+                    raise Cancelled()
+                batch = tokens[i:i + chunk]
+                llm.eval(batch)
+                self.prompt_tokens_evaluated += len(batch)
+            self._stale = 0
+        self._prompt = tokens
         t1 = time.perf_counter()
         # Greedy decoding by hand (argmax of the logits llama.cpp leaves for the last token): the same
         # tokens as llama.cpp's top-1 sampler, plus each token's log-probability for free.
@@ -288,7 +340,49 @@ class LlamaRuntime:
                 break
             llm.eval([tok])
         t2 = time.perf_counter()
-        return trace.generation(n_prompt, min(reused, n_prompt), n, (t1 - t0) * 1000, (t2 - t1) * 1000, reason)
+        return trace.generation(n_prompt, min(reused + moved, n_prompt), n, (t1 - t0) * 1000, (t2 - t1) * 1000,
+                                reason)
+
+    def _park_tail(self, tokens: list[int], reused: int, limit: int) -> tuple[int, int]:
+        """After an edit inside the prompt (typing at the end of the FIM prefix), the unchanged tail of the last
+        prompt (the suffix) is still in the KV cache, only at the wrong positions: all of it but its first
+        FRESH_AFTER_EDIT tokens can be moved where it now belongs (llama.cpp's K-shift, what llama.cpp's server
+        does with --cache-reuse) instead of being evaluated again. Its entries were computed before the edit, so
+        they are approximate; they are evaluated afresh once more than `limit` tokens changed ahead of them.
+        llama.cpp decodes a sequence's positions in order only, so the tail waits in sequence 1 while what
+        comes before it is evaluated. Returns how many tokens before the prompt's
+        last wait there (0: none; the last token is always evaluated, its logits come next) and how many tokens
+        the edit inserted and removed ahead of them."""
+        old, llm = self._prompt, self.llm
+        if not limit or len(old) <= reused + 1 or llm.n_tokens < len(old) or not self._can_shift:
+            return 0, 0
+        same = 0  # the longest common tail of the two prompts after `reused`, not counting their last tokens
+        while same < min(len(old), len(tokens)) - reused - 1 and old[-2 - same] == tokens[-2 - same]:
+            same += 1
+        m = same - FRESH_AFTER_EDIT
+        changed = _changed(old, tokens, reused, same)
+        if m < MIN_MOVED or self._stale + changed > limit:
+            return 0, 0
+        mem, start = llm._ctx, len(old) - 1 - m  # where the tail starts in the old prompt
+        mem.kv_cache_seq_cp(0, 1, start, len(old) - 1)
+        mem.kv_cache_seq_rm(0, reused, -1)
+        return m, changed
+
+    def _decode(self, batch: list[int]) -> None:
+        """Evaluate `batch` at the next positions of sequence 0, leaving the rest of the KV cache as it is
+        (Llama.eval first drops every cached position from there on, in all sequences)."""
+        llm = self.llm
+        llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=False)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[llm.n_tokens:llm.n_tokens + len(batch)] = batch
+        llm.n_tokens += len(batch)
+        self.prompt_tokens_evaluated += len(batch)
+
+
+def _changed(old: list[int], new: list[int], common: int, tail: int) -> int:
+    """Tokens inserted plus tokens removed between a common head of `common` tokens and a common tail of `tail`
+    tokens (each prompt's last token aside)."""
+    return (len(new) - 1 - tail - common) + (len(old) - 1 - tail - common)
 
 
 PROMOTED_ADAPTER = "promoted"

@@ -15,7 +15,7 @@ class ScriptedRuntime:
     def count_tokens(self, text: str) -> int:
         return len(text) // 4 + 1
 
-    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64, forced=()):
+    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64, forced=(), reuse_suffix=0):
         self.prompts.append(prompt)
         text = ""
         for ch in self.output:

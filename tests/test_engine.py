@@ -121,7 +121,7 @@ class BranchingRuntime(ScriptedRuntime):
         self.alternative = alternative
         self.forced: list = []
 
-    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64, forced=()):
+    def generate(self, prompt, *, max_tokens, should_stop, cancel=None, chunk=64, forced=(), reuse_suffix=0):
         self.forced.append(list(forced))
         text = self.alternative if forced else self.output
         steps = [(i, -1.0 - (i == 1), ch, 100 + i, -3.0) for i, ch in enumerate(text)]

@@ -72,3 +72,66 @@ def test_branch_takes_the_runner_up_where_least_sure_then_continues_greedily(run
     c = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, *_: False, forced=forced)  # cold
     assert b.text == c.text and b.n_reused == b.n_prompt and c.n_reused == 0
     assert [tok for tok, *_ in c.steps[:k + 1]] == [tok for tok, _ in forced] and c.text != a.text
+
+
+# A function body being typed: the FIM prefix grows at the cursor, the suffix after it stays the same.
+BODY_PREFIX = '''import math
+
+
+def distance(a, b):
+    """Euclidean distance between two points given as (x, y) tuples."""
+    dx = a[0] - b[0]
+'''
+BODY_SUFFIX = '''    return math.sqrt(dx * dx + dy * dy)
+
+
+def midpoint(a, b):
+    """The point halfway between a and b."""
+    return ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+
+
+def perimeter(points):
+    """Length of the closed polygon through `points`, in order."""
+    return sum(distance(p, q) for p, q in zip(points, points[1:] + points[:1]))
+'''
+
+
+def evaluated(runtime, prompt, **kw):
+    before = runtime.prompt_tokens_evaluated
+    g = runtime.generate(prompt, max_tokens=16, should_stop=lambda t, *_: "\n" in t, **kw)
+    return g, runtime.prompt_tokens_evaluated - before
+
+
+def test_typing_moves_the_far_suffix_into_place_instead_of_evaluating_it_again(runtime):
+    from server.runtime import FRESH_AFTER_EDIT
+    render = runtime.template.render
+    runtime.reset()
+    evaluated(runtime, render(BODY_PREFIX, BODY_SUFFIX), reuse_suffix=64)
+    moved, n_moved = evaluated(runtime, render(BODY_PREFIX + "    d", BODY_SUFFIX), reuse_suffix=64)
+    runtime.reset()
+    cold, n_cold = evaluated(runtime, render(BODY_PREFIX + "    d", BODY_SUFFIX))
+    # the edit, the suffix's first tokens and the last prompt token are evaluated; the rest of the suffix is moved
+    assert n_moved <= FRESH_AFTER_EDIT + 4 < n_cold - 40
+    assert moved.n_reused == moved.n_prompt - n_moved
+    assert moved.text == cold.text == "y = a[1] - b[1]\n"
+    # past the limit of tokens changed ahead of it, the suffix is evaluated afresh
+    _, n_again = evaluated(runtime, render(BODY_PREFIX + "    dy = a[1] - b[1]\n    ", BODY_SUFFIX), reuse_suffix=4)
+    assert n_again > 40
+
+
+def test_a_cancelled_move_leaves_the_cache_consistent(runtime):
+    import threading
+
+    from server.runtime import Cancelled
+    render = runtime.template.render
+    runtime.reset()
+    evaluated(runtime, render(BODY_PREFIX, BODY_SUFFIX), reuse_suffix=64)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        runtime.generate(render(BODY_PREFIX + "    dy", BODY_SUFFIX), max_tokens=8, should_stop=lambda t, *_: False,
+                         cancel=cancel, reuse_suffix=64)
+    warm, _ = evaluated(runtime, render(BODY_PREFIX + "    dy", BODY_SUFFIX), reuse_suffix=64)
+    runtime.reset()
+    cold, _ = evaluated(runtime, render(BODY_PREFIX + "    dy", BODY_SUFFIX))
+    assert warm.text == cold.text
