@@ -317,7 +317,7 @@ class LlamaRuntime:
                 llm.eval(batch)
                 self.prompt_tokens_evaluated += len(batch)
             self._stale = 0
-        self._prompt = tokens
+        self._prompt = tokens[:n_prompt]  # a branch's forced tokens follow the prompt: its tail is still in place
         t1 = time.perf_counter()
         # Greedy decoding by hand (argmax of the logits llama.cpp leaves for the last token): the same
         # tokens as llama.cpp's top-1 sampler, plus each token's log-probability for free.
