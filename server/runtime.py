@@ -196,7 +196,7 @@ class LlamaRuntime:
         self.prompt_tokens_evaluated = 0  # over all calls, cancelled ones included (ghostline/stats)
         self.load_ms = (time.perf_counter() - t0) * 1000
         self.n_vocab = self.llm.n_vocab()
-        self._prompt: list[int] = []  # the last prompt, while the KV cache holds all of it (for _move_tail)
+        self._prompt: list[int] = []  # the last prompt, while the KV cache holds all of it (for _park_tail)
         self._stale = 0  # tokens changed ahead of that prompt's tail since the tail was last evaluated
         self._can_shift = bool(llama_cpp.llama_memory_can_shift(self.llm._ctx.memory))
 

@@ -119,6 +119,18 @@ def test_typing_moves_the_far_suffix_into_place_instead_of_evaluating_it_again(r
     assert n_again > 40
 
 
+def test_a_branch_leaves_the_suffix_movable_for_the_next_keystroke(runtime):
+    """A branch (forced tokens after the same prompt) does not count as the last prompt: its suffix still moves."""
+    from server.runtime import FRESH_AFTER_EDIT
+    render = runtime.template.render
+    runtime.reset()
+    first, _ = evaluated(runtime, render(BODY_PREFIX, BODY_SUFFIX), reuse_suffix=64)
+    runtime.generate(render(BODY_PREFIX, BODY_SUFFIX), max_tokens=4, should_stop=lambda t, *_: False,
+                     forced=[(tok, lp) for tok, lp, *_ in first.steps[:1]], reuse_suffix=64)
+    _, n_moved = evaluated(runtime, render(BODY_PREFIX + "    d", BODY_SUFFIX), reuse_suffix=64)
+    assert n_moved <= FRESH_AFTER_EDIT + 4
+
+
 def test_a_cancelled_move_leaves_the_cache_consistent(runtime):
     import threading
 
