@@ -17,6 +17,17 @@ def model_available() -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def no_shipped_filter(monkeypatch, tmp_path_factory):
+    """In-process sessions serve no learned filter unless a test gives one: the shipped default would hold back
+    some of the answers other tests ask for (tests of the filter load theirs, or the shipped one, explicitly)."""
+    import server.filter_files
+    import server.session
+    none = tmp_path_factory.getbasetemp() / "no-shipped-filter"
+    for module in (server.filter_files, server.session):
+        monkeypatch.setattr(module, "SHIPPED", none)
+
+
 def pytest_addoption(parser):
     parser.addoption("--fuzz-long", action="store_true",
                      help="run the LSP fuzzer for 10,000+ messages instead of a few hundred")

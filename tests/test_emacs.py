@@ -22,7 +22,8 @@ SCRIPT = r'''
 (load %(config)s)
 (setq ghostline-python %(python)s)
 (setq eglot-server-programs
-      `((python-mode . (,ghostline-python "-m" "server" :initializationOptions (:maxTokens 48 :multiline "never")))))
+      `((python-mode . (,ghostline-python "-m" "server"
+                        :initializationOptions (:maxTokens 48 :multiline "never" :filterAggressiveness "off")))))
 (find-file %(file)s)
 (python-mode)
 (apply #'eglot (eglot--guess-contact))

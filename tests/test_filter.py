@@ -153,11 +153,34 @@ def telemetry_db(path, n: int, seed: int = 0, flipped: int = 0):
 
 
 def test_labels_follow_continuations():
-    rows = [{"completion_id": "a", "accepted": 0, "accepted_length": None, "parent_id": None},
-            {"completion_id": "b", "accepted": 0, "accepted_length": None, "parent_id": "a"},
-            {"completion_id": "c", "accepted": 1, "accepted_length": 5, "parent_id": "b"},
-            {"completion_id": "d", "accepted": 0, "accepted_length": None, "parent_id": None}]
-    assert trainer.label(rows) == {"a": (True, 5), "b": (True, 5), "c": (True, 5), "d": (False, 0)}
+    rows = [{"completion_id": "a", "accepted": 0, "accepted_length": None, "parent_id": None, "shown": 0},
+            {"completion_id": "b", "accepted": 0, "accepted_length": None, "parent_id": "a", "shown": 0},
+            {"completion_id": "c", "accepted": 1, "accepted_length": 5, "parent_id": "b", "shown": 1},
+            {"completion_id": "d", "accepted": 0, "accepted_length": None, "parent_id": None, "shown": 0},
+            {"completion_id": "e", "accepted": 0, "accepted_length": None, "parent_id": "d", "shown": 1}]
+    assert trainer.label(rows) == {"a": (True, 5, True), "b": (True, 5, True), "c": (True, 5, True),
+                                   "d": (False, 0, True), "e": (False, 0, True)}
+    # an answer seen only through a continuation is a row of the answer stage; one never seen is not
+    features = {"mean_logprob": -0.5}
+    served = [{**r, "status": "model" if r["parent_id"] is None else "cache", "feature_version": FEATURE_VERSION,
+               "features": features if r["parent_id"] is None else {}} for r in rows]
+    served.append({**served[0], "completion_id": "f", "shown": 0})
+    assert [r["completion_id"] for r in trainer.stage_rows(served, trainer.label(served), "after")] == ["a", "d"]
+
+
+def test_each_level_keeps_its_stages_share_of_the_accepted_characters():
+    rng = np.random.default_rng(0)
+    p = rng.random(400)
+    y = (rng.random(400) < p).astype(np.int64)
+    d = trainer.StageData(np.zeros((400, 1), np.float32), y, np.ones(400), y * rng.integers(1, 30, 400))
+    for stage, keep in trainer.KEEP.items():
+        thr = trainer.thresholds(p, d, stage)
+        assert thr["low"] <= thr["medium"] <= thr["high"]
+        for level, share in keep.items():
+            at = trainer.sweep(p, d, np.asarray([thr[level]]))[0]
+            above = trainer.sweep(p, d, np.asarray([p[p > thr[level]].min()]))[0]
+            assert at["chars_kept"] >= share > above["chars_kept"]  # the highest threshold that keeps it
+    assert trainer.thresholds(p, d, "before")["medium"] > trainer.thresholds(p, d, "after")["medium"]
 
 
 def test_training_writes_a_filter_that_learned_and_promotes_it_only_when_better(data_dir, tmp_path):

@@ -29,6 +29,8 @@ def nvim(tmp_path):
     (tmp_path / ".git").mkdir()  # the config's root marker
     init = tmp_path / "init.lua"
     init.write_text(f"vim.g.ghostline_python = {json.dumps(sys.executable)}\n"
+                    # the learned filter would hold back some answers: this test is about the editor's side
+                    "vim.g.ghostline_settings = {maxTokens = 64, multiline = 'auto', filterAggressiveness = 'off'}\n"
                     f"dofile({json.dumps(str(ROOT / 'editors' / 'neovim' / 'ghostline.lua'))})\n")
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_DATA_HOME": str(tmp_path / "data"),
            "GHOSTLINE_DATA_DIR": str(tmp_path / "gl-data"), "GHOSTLINE_CONFIG_DIR": str(tmp_path / "gl-config")}

@@ -70,6 +70,9 @@ async function openSession(name, settings) {
     // Keep the word-based suggest widget out of the way: Tab must go to the ghost text.
     "editor.quickSuggestions": { other: "off", comments: "off", strings: "off" },
     "editor.suggestOnTriggerCharacters": false,
+    // The shipped learned filter would hold back some of the answers the scenarios wait for; its decisions are
+    // tested through the language server (tests/test_lsp_filter.py).
+    "ghostline.filterAggressiveness": "off",
     ...settings,
   });
   installExtension(profile);
