@@ -282,7 +282,8 @@ class Engine:
         result.features = {**admitted.features, **feats.extract_answer(
             text, gen.text, prefix, suffix, req.language, token_logprobs=gen.answer_logprobs(len(text)),
             line_logprobs=gen.line_logprobs, stop_reason=gen.stop_reason, multiline=multiline,
-            branched=bool(forced))} if text else admitted.features
+            branched=bool(forced), first_word_logprobs=gen.answer_logprobs(feats.first_word_end(text)),
+            first_margin=gen.first_margin())} if text else admitted.features
         # An answer the filter does not think worth showing is dropped; one explored at admission is shown
         # whatever this stage says (its outcome is the unbiased sample).
         if text and not admitted.decision.exploration:

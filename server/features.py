@@ -20,7 +20,7 @@ from .syntax import parses
 
 # Bumped whenever a feature is added, removed or computed differently: telemetry stores it next to the
 # features, so a trainer never mixes rows extracted by different code.
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 
 LANGUAGES = ("python", "javascript", "typescript", "javascriptreact", "typescriptreact", "go", "rust",
              "java", "c", "cpp", "csharp", "ruby", "php", "shellscript", "html", "css", "json", "markdown")
@@ -29,6 +29,7 @@ STOP_REASONS = ("eos", "stop", "length")
 OPENERS = (":", "{", "(", "[", "=>")
 _WORD = re.compile(r"\w+$")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
+_FIRST_WORD = re.compile(r"\s*(\w+|[^\w\s]+)")
 NEARBY_CHARS = 3000  # text before and after the cursor searched for identifiers and repeated lines
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 MIN_LOGPROB = -20.0  # log-probabilities are clipped here: one impossible token should not dominate a sum
@@ -126,11 +127,20 @@ def _unclosed(text: str) -> int:
     return len(stack) + stray
 
 
+def first_word_end(text: str) -> int:
+    """Where the answer's first word ends (blanks before it included): what a word-by-word accept takes first."""
+    m = _FIRST_WORD.match(text)
+    return m.end() if m else len(text)
+
+
 def extract_answer(text: str, raw: str, prefix: str, suffix: str, language: str, *,
                    token_logprobs: Sequence[float], line_logprobs: Sequence[float], stop_reason: str,
-                   multiline: bool, branched: bool) -> dict[str, float]:
+                   multiline: bool, branched: bool, first_word_logprobs: Sequence[float] = (),
+                   first_margin: float = 0.0) -> dict[str, float]:
     """Stage 2: the answer the model gave and how sure it was. `token_logprobs`: of the tokens that made
-    `text`; `line_logprobs`: per line of the generation, its least certain token."""
+    `text`; `line_logprobs`: per line of the generation, its least certain token; `first_word_logprobs`: of
+    the tokens that made its first word (`first_word_end`); `first_margin`: how much likelier its first
+    non-blank token was than the runner-up (log-probability difference)."""
     lps = [max(MIN_LOGPROB, lp) for lp in token_logprobs] or [0.0]
     lines = text.split("\n")
     shown = [max(MIN_LOGPROB, lp) for lp in line_logprobs[:len(lines)]] or [0.0]
@@ -141,6 +151,9 @@ def extract_answer(text: str, raw: str, prefix: str, suffix: str, language: str,
         "mean_logprob": sum(lps) / len(lps),
         "min_logprob": min(lps),
         "first_line_logprob": shown[0],
+        # Most accepts take a word or two: how sure the model was of the first word says more than the line.
+        "first_word_logprob": max(MIN_LOGPROB, sum(max(MIN_LOGPROB, lp) for lp in first_word_logprobs)),
+        "first_margin": min(max(first_margin, 0.0), -MIN_LOGPROB),
         "log_tokens": math.log1p(len(token_logprobs)),
         "log_chars": math.log1p(len(text)),
         "lines": float(min(len(lines), 16)),

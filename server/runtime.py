@@ -66,6 +66,13 @@ class Generation:
             pos += len(piece)
         return out
 
+    def first_margin(self) -> float:
+        """Log-probability of the first non-blank token minus its runner-up's (0 when there is none)."""
+        for _, logprob, piece, alt, alt_logprob in self.steps:
+            if piece.strip():
+                return logprob - alt_logprob if alt >= 0 else 0.0
+        return 0.0
+
     def branch_in(self, chars: int) -> list[tuple[int, float]] | None:
         """The tokens of a generation that leaves `text[:chars]` where the model was least sure of it: the
         tokens up to its least certain non-blank one there, then that step's runner-up (None if none)."""

@@ -4,6 +4,7 @@ import json
 import random
 import threading
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -11,10 +12,11 @@ from fakes import FixedFilter, ScriptedRuntime, no_exploration
 from filters import synthetic, write_filter
 
 from server.engine import Admitted, Engine, Request
-from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION, History, extract
+from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION, History, extract, extract_answer, first_word_end
 from server.filter import Exploration, OnnxStage, decide
 from server.filter_files import CURRENT, FilterError, filters_dir, load_filter, promote, watch
 from server.names import Reason
+from server.runtime import Generation
 from server.session import Session
 from server.telemetry import TelemetryStore
 from training import filter as trainer
@@ -152,6 +154,18 @@ def telemetry_db(path, n: int, seed: int = 0, flipped: int = 0):
     return path
 
 
+def test_the_answer_stage_reads_how_sure_the_model_was_of_the_first_word():
+    assert (first_word_end("  total = 0"), first_word_end("(x)"), first_word_end("")) == (7, 1, 0)
+    f = extract_answer("total = 0", "total = 0", "def f():\n    ", "\n", "python", token_logprobs=[-0.1, -0.2, -3.0],
+                       line_logprobs=[-3.0], stop_reason="eos", multiline=False, branched=False,
+                       first_word_logprobs=[-0.1, -0.2], first_margin=2.5)
+    assert f["first_word_logprob"] == pytest.approx(-0.3) and f["first_margin"] == 2.5
+    assert f["min_logprob"] == -3.0  # the line's least certain token is a later one
+    # the margin is the first non-blank token's over its runner-up
+    gen = Generation("\n  x", 10, 0, 2, 1.0, 1.0, "eos", steps=[(1, -0.5, "\n  ", 2, -1.0), (3, -0.2, "x", 4, -2.2)])
+    assert gen.first_margin() == pytest.approx(2.0)
+
+
 def test_labels_follow_continuations():
     rows = [{"completion_id": "a", "accepted": 0, "accepted_length": None, "parent_id": None, "shown": 0},
             {"completion_id": "b", "accepted": 0, "accepted_length": None, "parent_id": "a", "shown": 0},
@@ -181,6 +195,16 @@ def test_each_level_keeps_its_stages_share_of_the_accepted_characters():
             above = trainer.sweep(p, d, np.asarray([p[p > thr[level]].min()]))[0]
             assert at["chars_kept"] >= share > above["chars_kept"]  # the highest threshold that keeps it
     assert trainer.thresholds(p, d, "before")["medium"] > trainer.thresholds(p, d, "after")["medium"]
+
+
+def test_thresholds_are_chosen_on_scores_from_models_that_did_not_see_the_row():
+    rng = np.random.default_rng(1)  # noise: whatever a model finds in its own rows does not carry over
+    y = (rng.random(300) < 0.3).astype(np.int64)
+    d = trainer.StageData(rng.normal(size=(300, 60)).astype(np.float32), y, np.ones(300), y * 5)
+    model = trainer.fit(d, c=1.0)
+    in_sample = model.predict_proba(d.x)[:, 1]
+    oof = trainer.out_of_fold(partial(trainer.fit, c=1.0), d, model)
+    assert trainer.auc(in_sample, d) > 0.75 and abs(trainer.auc(oof, d) - 0.5) < 0.1
 
 
 def test_training_writes_a_filter_that_learned_and_promotes_it_only_when_better(data_dir, tmp_path):
