@@ -21,6 +21,9 @@ from .syntax import parses
 # Bumped whenever a feature is added, removed or computed differently: telemetry stores it next to the
 # features, so a trainer never mixes rows extracted by different code.
 FEATURE_VERSION = 4
+# Per stage, the oldest version whose features of that stage are computed as this one's: rows it logged still train
+# that stage (v4 added answer features only).
+SAME_SINCE = {"before": 3, "after": 4}
 
 LANGUAGES = ("python", "javascript", "typescript", "javascriptreact", "typescriptreact", "go", "rust",
              "java", "c", "cpp", "csharp", "ruby", "php", "shellscript", "html", "css", "json", "markdown")

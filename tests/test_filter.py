@@ -12,7 +12,16 @@ from fakes import FixedFilter, ScriptedRuntime, no_exploration
 from filters import synthetic, write_filter
 
 from server.engine import Admitted, Engine, Request
-from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION, History, extract, extract_answer, first_word_end
+from server.features import (
+    AFTER_NAMES,
+    BEFORE_NAMES,
+    FEATURE_VERSION,
+    SAME_SINCE,
+    History,
+    extract,
+    extract_answer,
+    first_word_end,
+)
 from server.filter import Exploration, OnnxStage, decide
 from server.filter_files import CURRENT, FilterError, filters_dir, load_filter, promote, watch
 from server.names import Reason
@@ -180,6 +189,10 @@ def test_labels_follow_continuations():
                "features": features if r["parent_id"] is None else {}} for r in rows]
     served.append({**served[0], "completion_id": "f", "shown": 0})
     assert [r["completion_id"] for r in trainer.stage_rows(served, trainer.label(served), "after")] == ["a", "d"]
+    # a row logged before the answer features changed still trains the first stage, not the second
+    old = [{**r, "feature_version": SAME_SINCE["after"] - 1} for r in served]
+    assert [r["completion_id"] for r in trainer.stage_rows(old, trainer.label(old), "after")] == []
+    assert len(trainer.stage_rows(old, trainer.label(old), "before")) == 3
 
 
 def test_each_level_keeps_its_stages_share_of_the_accepted_characters():

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION, vectorize
+from server.features import AFTER_NAMES, BEFORE_NAMES, FEATURE_VERSION, SAME_SINCE, vectorize
 from server.filter import OnnxStage
 from server.filter_files import MANIFEST, SHIPPED, FilterError, current_folder, filters_dir, load_filter, promote
 from server.telemetry import default_db_path, open_snapshot, suggestions
@@ -112,8 +112,8 @@ def label(rows: list[dict]) -> dict[str, Label]:
 
 
 def stage_rows(rows: list[dict], labels: dict[str, Label], stage: str) -> list[dict]:
-    """The rows with a label at this stage, whose features this server version computed."""
-    rows = [r for r in rows if r.get("feature_version") == FEATURE_VERSION]
+    """The rows with a label at this stage, whose features of this stage were computed as this version computes them."""
+    rows = [r for r in rows if SAME_SINCE[stage] <= (r.get("feature_version") or 0) <= FEATURE_VERSION]
 
     def generated(r: dict) -> bool:
         if r["status"] == "filtered":  # rejected by the answer stage: it was generated
