@@ -5,6 +5,7 @@ import random
 import threading
 import time
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,6 +162,20 @@ def telemetry_db(path, n: int, seed: int = 0, flipped: int = 0):
             store.record_outcome(cid, "accepted" if good else "ignored")
     store.close()
     return path
+
+
+def test_the_shipped_default_loads_and_learned_where_a_model_call_pays():
+    folder = Path(__file__).resolve().parent.parent / "models" / "filter"
+    filt = load_filter(folder)  # the real file, not the conftest's stand-in
+    manifest = json.loads((folder / "filter.json").read_text())
+    assert set(filt.stages) == {"before", "after"}
+    for stage in manifest["stages"].values():  # the simulator's clock is not a user's: none of its features
+        assert not set(stage["features"]) & set(trainer.CLOCK_FEATURES)
+        assert stage["thresholds"]["low"] <= stage["thresholds"]["medium"] <= stage["thresholds"]["high"]
+    medium = filt.threshold("before", "medium")
+    empty_line = extract("def area(w, h):\n    ", "\n", "python")
+    after_a_call = extract("def area(w, h):\n    x = f(1, 2)", "\n", "python")
+    assert filt.score("before", empty_line) > medium > filt.score("before", after_a_call)
 
 
 def test_the_answer_stage_reads_how_sure_the_model_was_of_the_first_word():

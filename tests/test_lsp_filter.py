@@ -77,3 +77,28 @@ async def test_the_filter_gates_before_and_after_the_model_and_the_setting_turns
     decided = rows("SELECT status, filter_id, filter_stage FROM suggestions ORDER BY ts")
     assert ("filtered", "reject-before", "before") in decided and ("filtered", "reject-after", "after") in decided
     assert decided[-1][0] in ("model", "cache")
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def shipped(lsp_client: LanguageClient):
+    shutil.rmtree(DATA_DIR, ignore_errors=True)  # nothing promoted: the shipped default serves
+    await start(lsp_client, {"filterAggressiveness": "medium"})
+    yield
+    await lsp_client.shutdown_session()
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+async def test_without_a_promoted_filter_the_shipped_default_serves(shipped, tmp_path):
+    import json
+    from pathlib import Path
+
+    await ready(shipped)
+    manifest = json.loads((Path(__file__).resolve().parent.parent / "models" / "filter" / "filter.json").read_text())
+    assert (await stats(shipped))["filter"] == manifest["name"]
+    # an empty line in a function body is where answers are taken most: the first stage lets it through
+    text, line, ch = position_of(DOC)
+    uri = (tmp_path / "area.py").as_uri()
+    open_doc(shipped, uri, text, "python")
+    await inline(shipped, uri, line, ch)
+    got = await stats(shipped)
+    assert got["model_calls"] == 1 and got["filtered"] in (0, 1)  # the answer stage may still hold it back
