@@ -165,14 +165,20 @@ def cv_loss(model, d: StageData, folds: int = 5) -> float:
     from sklearn.base import clone
 
     losses = []
-    for k in np.array_split(np.arange(len(d.y)), folds):
-        rest = np.setdiff1d(np.arange(len(d.y)), k)
-        if len(set(d.y[rest].tolist())) < 2:
-            continue
+    for k, rest in trainable_folds(d, folds):
         m = clone(model).fit(d.x[rest], d.y[rest], logisticregression__sample_weight=d.w[rest])
         part = d.take(k)
         losses.append(log_loss(m.predict_proba(part.x)[:, 1], part))
     return float(np.mean(losses)) if losses else float("inf")
+
+
+def trainable_folds(d: StageData, folds: int):
+    """(fold, the rest) row indices over contiguous folds (rows are in time order), for each fold whose rest has
+    both outcomes (a model can be fit on it)."""
+    for k in np.array_split(np.arange(len(d.y)), folds):
+        rest = np.setdiff1d(np.arange(len(d.y)), k)
+        if len(k) and len(set(d.y[rest].tolist())) == 2:
+            yield k, rest
 
 
 def out_of_fold(train, d: StageData, model, folds: int = 5) -> np.ndarray:
@@ -181,10 +187,8 @@ def out_of_fold(train, d: StageData, model, folds: int = 5) -> np.ndarray:
     new ones (one run: 92% in-sample at a threshold that kept 83% of the held-out rows' characters). A fold
     whose remaining rows have one outcome takes `model`'s scores."""
     p = model.predict_proba(d.x)[:, 1]
-    for k in np.array_split(np.arange(len(d.y)), folds):
-        rest = np.setdiff1d(np.arange(len(d.y)), k)
-        if len(k) and len(set(d.y[rest].tolist())) == 2:
-            p[k] = train(d.take(rest)).predict_proba(d.x[k])[:, 1]
+    for k, rest in trainable_folds(d, folds):
+        p[k] = train(d.take(rest)).predict_proba(d.x[k])[:, 1]
     return p
 
 
