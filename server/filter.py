@@ -14,6 +14,7 @@ whatever the second says.
 """
 from __future__ import annotations
 
+import os
 import random
 import threading
 from collections.abc import Sequence
@@ -50,6 +51,10 @@ class OnnxStage:
     """One stage's logistic regression in onnxruntime; `names` orders the feature vector as it was trained."""
 
     def __init__(self, path: Path, names: Sequence[str], thresholds: dict[str, float]):
+        # onnxruntime's official builds now send usage events to Microsoft on Linux and macOS too (1DS: its
+        # threads look up mobile.events.data.microsoft.com, which also stalls requests where DNS does not
+        # answer). Ghostline sends nothing anywhere; the opt-out must be set before onnxruntime initialises.
+        os.environ["ORT_DISABLE_TELEMETRY"] = "1"
         import onnxruntime as ort  # imported when a filter is loaded: the server without one never pays for it
 
         opts = ort.SessionOptions()

@@ -2,6 +2,9 @@
 logs its propensity, a broken filter shows everything with one message, and a promoted filter is hot-reloaded."""
 import json
 import random
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from functools import partial
@@ -48,6 +51,28 @@ def test_onnxruntime_scores_what_scikit_learn_scores(tmp_path):
     ours = OnnxStage(path, BEFORE_NAMES, {}).scores(d.x)  # the class the server scores with
     assert np.max(np.abs(ours - model.predict_proba(d.x)[:, 1])) < 1e-5
     assert trainer.auc(ours, d) > 0.8  # it learned the rule, so the comparison is not between two constants
+
+
+SCORE_AND_WAIT = """
+import time
+from pathlib import Path
+from server.filter_files import load_filter
+filt = load_filter(Path("models/filter"))
+for _ in range(200):
+    filt.score("before", {})
+time.sleep(15)  # onnxruntime's 1DS uploader first connects about ten seconds after it starts
+"""
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace to watch the process's sockets")
+def test_onnxruntime_opens_no_network_socket(tmp_path):
+    """onnxruntime's official builds send usage events to Microsoft unless told not to (server.filter)."""
+    trace = tmp_path / "strace.txt"
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["strace", "-f", "-qq", "-e", "trace=socket", "-o", str(trace),
+                    sys.executable, "-c", SCORE_AND_WAIT], cwd=root, check=True, timeout=120)
+    sockets = [line for line in trace.read_text().splitlines() if "AF_INET" in line]
+    assert not sockets, sockets
 
 
 def test_a_loaded_filter_scores_features_by_name(data_dir):
