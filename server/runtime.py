@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bake, trial
+from .model_choice import gpu_offload, resolve_auto
 from .models import ModelError, ResolvedModel, resolve
 from .options import Options
 from .registry import Adapter, promoted, resolve_adapter, shipped
@@ -186,7 +187,7 @@ class LlamaRuntime:
             # Its own verbose prints (sys.stderr, looked up when printing) are dropped instead; log lines are not.
             with contextlib.redirect_stderr(io.StringIO()), _spare_sequence():
                 self.llm = Llama(model_path=str(baked or model.path), n_ctx=n_ctx, n_batch=512, n_threads=threads,
-                                 n_threads_batch=threads, verbose=True,
+                                 n_threads_batch=threads, verbose=True, n_gpu_layers=-1 if gpu_offload() else 0,
                                  lora_path=str(adapter.path) if adapter and not baked else None)
             self.llm.verbose = False  # no per-call prints from here on
         except Exception as e:  # llama.cpp reports a bad file as a bare ValueError
@@ -200,6 +201,7 @@ class LlamaRuntime:
         self._arms: dict[str, tuple[Adapter | None, object]] = {"new": (adapter, self.llm._lora_adapter)}
         self.trial = None  # the server.trial.Trial whose arms are loaded, if any
         self.notice: str | None = None  # a problem worth telling the user, though the model serves
+        self.chosen: str | None = None  # why `ghostline.model: auto` chose this model (server.model_choice)
         self.prompt_tokens_evaluated = 0  # over all calls, cancelled ones included (ghostline/stats)
         self.load_ms = (time.perf_counter() - t0) * 1000
         self.n_vocab = self.llm.n_vocab()
@@ -405,6 +407,7 @@ def load_runtime(model: str | None, adapter: str | Adapter | None = None, *,
     SHIPPED_ADAPTER for the one Ghostline ships for it (what a fresh install serves); one of those two that
     cannot be loaded leaves the base serving, with a warning. With `use_baked`, an adapter baked into the base's
     weights (server.bake) loads as that file, unless an online trial needs the bare weights for its other arm."""
+    model, chosen = resolve_auto(model)
     base = resolve(model)
     lora, notice = None, None
     if adapter in (PROMOTED_ADAPTER, SHIPPED_ADAPTER):
@@ -427,6 +430,7 @@ def load_runtime(model: str | None, adapter: str | Adapter | None = None, *,
                  lora.identity)
     runtime = LlamaRuntime(base, adapter=lora, n_ctx=min(n_ctx, base.context_length or n_ctx), baked=baked)
     runtime.notice = notice
+    runtime.chosen = chosen
     if compared:
         try:  # the version promoted before serves the trial's share of calls
             runtime.add_arm("old", resolve_adapter(running.old, base) if running.old else None)

@@ -134,7 +134,9 @@ class Session:
 
     def set_state(self, state: ServerState, message: str | None = None) -> None:
         self.state = state
-        payload = {"state": state.value, "model": self.engine.runtime.model_id if self.engine else None}
+        runtime = self.engine.runtime if self.engine else None
+        payload = {"state": state.value, "model": runtime.model_id if runtime else None}
+        message = message or getattr(runtime, "chosen", None)  # why `ghostline.model: auto` chose it
         if message:
             payload["message"] = message
         self.notify("status", payload)

@@ -1,13 +1,14 @@
 """How far the suffix's KV cache can be moved instead of evaluated again while the user types (Options.reuse_suffix).
 
-    python -m training.suffix_reuse [--cases 24] [--limit 0 --limit 8 --limit 24 --limit 100000]
+    python -m training.suffix_reuse [--cases 24] [--limit 0 --limit 8 --limit 24 --limit 100000] [--model NAME]
 
 Each case types the characters before a random place of a corpus test file one at a time, as the server sees
 them: a FIM prompt of the text before the cursor (its start fixed, as the quantised prefix start keeps it
 within a line) and the text after it, one model call per keystroke. Each `--limit` replays all cases with
 that many changed tokens allowed ahead of a moved suffix (0: the suffix is evaluated again on every
 keystroke, today's behaviour). It reports prompt tokens evaluated and milliseconds per keystroke, and how
-often the answer after the last keystroke (a whole line) is the one a cold evaluation of that prompt gives.
+often the answer after the last keystroke (a whole line) is the one a cold evaluation of that prompt gives,
+and how long that last keystroke took to its line: what the user waits for (`--model` compares models).
 """
 from __future__ import annotations
 
@@ -57,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int, default=CASES)
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--limit", type=int, action="append", help=f"(repeatable; default {' '.join(map(str, LIMITS))})")
+    ap.add_argument("--model", help="manifest name or .gguf (default: the default model)")
     args = ap.parse_args(argv)
     from server.runtime import load_runtime
-    runtime = load_runtime(None, "shipped")  # what a fresh install serves
+    runtime = load_runtime(args.model, "shipped")  # what a fresh install serves
     render = runtime.template.render
     todo = cases(args.cases, args.seed)
     cold = []
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         cold.append(runtime.generate(render(before + typed, after), max_tokens=32, should_stop=line).text)
     rows = []
     for limit in args.limit or LIMITS:
-        ms, tokens, same = [], [], 0
+        ms, line_ms, tokens, same = [], [], [], 0
         for (before, typed, after), want in zip(tqdm(todo, desc=f"limit {limit}", file=sys.stderr), cold):
             runtime.reset()
             runtime.generate(render(before, after), max_tokens=1, should_stop=line, reuse_suffix=limit)
@@ -77,19 +79,23 @@ def main(argv: list[str] | None = None) -> int:
                 last = i == len(typed)
                 g = runtime.generate(render(before + typed[:i], after), max_tokens=32 if last else 1,
                                      should_stop=line, reuse_suffix=limit)
-                if not last:  # the last keystroke's time includes generating the line
-                    ms.append((time.perf_counter() - t0) * 1000)
+                # the last keystroke's time includes generating the line
+                (line_ms if last else ms).append((time.perf_counter() - t0) * 1000)
                 tokens.append(runtime.prompt_tokens_evaluated - n0)
             same += g.text == want
         rows.append({"limit": limit, "same_answer": same, "cases": len(todo), "keystrokes": len(tokens),
-                     "prompt_tokens_per_keystroke": sum(tokens) / len(tokens), "ms_per_keystroke": percentiles(ms)})
+                     "prompt_tokens_per_keystroke": sum(tokens) / len(tokens), "ms_per_keystroke": percentiles(ms),
+                     "ms_to_line": percentiles(line_ms)})
     base = rows[0]["ms_per_keystroke"]["p50"]
-    print("| limit | same answer as cold | prompt tokens / keystroke | ms / keystroke P50 / P90 / P99 | P50 × |")
-    print("|---|---|---|---|---|")
+    print(f"{runtime.model_id}, {len(todo)} cases")
+    print("| limit | same answer as cold | prompt tokens / keystroke | ms / keystroke P50 / P90 / P99 | P50 × "
+          "| last keystroke to its line, ms P50 / P90 |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        p = r["ms_per_keystroke"]
+        p, q = r["ms_per_keystroke"], r["ms_to_line"]
         print(f"| {r['limit']} | {r['same_answer']}/{r['cases']} | {r['prompt_tokens_per_keystroke']:.0f} | "
-              f"{p['p50']:.0f} / {p['p90']:.0f} / {p['p99']:.0f} | {p['p50'] / base:.2f} |")
+              f"{p['p50']:.0f} / {p['p90']:.0f} / {p['p99']:.0f} | {p['p50'] / base:.2f} | "
+              f"{q['p50']:.0f} / {q['p90']:.0f} |")
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / f"suffix-reuse-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"seed": args.seed, "model": runtime.model_id, "rows": rows}, indent=1))
