@@ -379,6 +379,27 @@ def test_dpo_widens_the_margin_of_the_code_over_the_models_mistake(tok):
     assert finetune.seq_logprob(model, chosen).item() > before + 1.0
 
 
+def test_dpo_after_sft_keeps_the_starting_adapter_as_its_reference(tok):
+    """Zeta's order: preference training goes on from a fine-tuned adapter, and the margin is measured from that
+    adapter, not from the bare base it was trained away from."""
+    import torch
+    chosen, rejected = encoded(tok, 2)
+    rejected["ids"] = chosen["ids"][:-chosen["n_target"]] + rejected["ids"][-rejected["n_target"]:]
+    cfg = Config(method="dpo", beta=0.5, rpo=0.0, steps=3, lr=5e-2, warmup=1, rank=8, alpha=16, targets=ALL)
+    model = finetune.with_lora(tiny_model(len(tok)), cfg)
+    with torch.no_grad():  # an adapter that already moved the model, as SFT leaves it
+        for name, w in model.named_parameters():
+            if "lora_B" in name:
+                w.normal_(0, 0.5)
+    started = finetune.seq_logprob(model, chosen).item()
+    with torch.no_grad(), model.disable_adapter():
+        assert abs(finetune.seq_logprob(model, chosen).item() - started) > 0.1  # the bare base differs
+    losses = finetune.train(model, [{"chosen": chosen, "rejected": rejected, "weight": 1.0}], cfg)
+    assert chosen["ref"] == pytest.approx(started, abs=1e-4)
+    assert losses[0] == pytest.approx(np.log(2), abs=1e-4)  # no margin yet: the reference is where training began
+    assert losses[-1] < losses[0]
+
+
 def test_mistakes_pair_the_code_with_the_pipelines_wrong_answers(tmp_path, tok):
     from training.fim_tasks import make_tasks
     ws = workspace(tmp_path / "ws")
@@ -547,7 +568,7 @@ def test_a_shipped_adapter_is_stored_as_float16_and_served_by_default(tmp_path, 
 @pytest.mark.model
 def test_dpo_end_to_end_on_the_pipelines_own_mistakes(tmp_path, monkeypatch):
     """`--method dpo` as a user runs it, cut short: the serving pipeline answers train tasks, its wrong answers
-    become the rejected side of pairs, and the adapter trains on them against the base as reference."""
+    become the rejected side of pairs, and the adapter trains on them against where it started as reference."""
     from server.models import resolve
     real = resolve(None).path
     monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path / "models"))

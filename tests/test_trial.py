@@ -221,3 +221,48 @@ def test_the_runtime_switches_adapters_between_calls(tmp_path, monkeypatch):
     assert tuned != plain  # else the switch proves nothing
     served.use("new")
     assert answer(served) == tuned and served.model_id.endswith(served.adapter.identity)
+
+
+@pytest.mark.model
+def test_a_promotion_is_baked_tried_on_the_bare_weights_and_served_baked_once_confirmed(tmp_path, monkeypatch):
+    """The whole loop on the real model: promote -> bake -> trial (both arms on the bare weights, in one context)
+    -> the verdict -> the session reloads onto the baked copy."""
+    import time
+
+    from test_finetune import blank_adapter
+
+    from server import bake
+    from server.models import resolve
+    real = resolve(None).path
+    monkeypatch.setenv("GHOSTLINE_MODELS_DIR", str(tmp_path / "models"))  # a registry of this test's own
+    base = resolve(str(real))
+    registry.register_adapter("tuned", base, blank_adapter(real, tmp_path / "blank.gguf"))
+    registry.promote("tuned", base)  # bakes it and starts its trial against what served (the shipped adapter)
+    tuned = registry.resolve_adapter("tuned", base)
+    baked = bake.find(base, tuned)
+    assert baked is not None and trial.load(base.identity).new == "tuned"
+    sent: list = []
+    store = TelemetryStore("off", tmp_path / "t.sqlite3", tmp_path / "t.key")
+    s = Session(notify=lambda kind, payload: sent.append((kind, payload)), store=store, options=Options(filter="off"))
+    s.configure({"model": str(real), "telemetryLevel": "metrics", "multiline": "never"})
+    s.load_model()
+    try:
+        runtime = s.engine.runtime
+        assert runtime.baked is None and s.trial is not None and s.trial.new == "tuned"
+        # weeks of outcomes, as the trial's file would hold them: the next suggestion of the new arm shown decides
+        s.trial.stats = {"new": [99, 60, 1200.0, 24000.0], "old": [100, 0, 0.0, 0.0]}
+        for i in range(40):
+            result = suggest(s, i)
+            if result.arm == "new" and result.text:
+                s.outcome({"id": result.id, "outcome": "shown"})
+                break
+        assert s.trial is None and trial.load(base.identity).ended.startswith("confirmed")
+        assert any(k == "message" and "confirmed" in p["text"] for k, p in sent)
+        end = time.monotonic() + 120
+        while time.monotonic() < end and (s.engine is None or s.engine.runtime is runtime or not s._loaded.is_set()):
+            time.sleep(0.1)
+        served = s.engine.runtime
+        assert served is not runtime and served.baked == baked and served.adapter == tuned
+        assert suggest(s, 99).model_id == f"{base.identity}+{tuned.identity}"
+    finally:
+        s.shutdown()

@@ -18,8 +18,9 @@ pushed up or down by its reward over the probability it was shown (training.fim_
 rejected completion stops being pushed once it is already unlikely (mean loss above `unlikely`).
 Training goes on from the adapter serving now (the one Ghostline ships, until the user promotes their own) when
 it has the same rank and alpha (`--start none`: from the bare base).
-The preference methods keep the model near where it started (the base model, the adapter switched off, is the
-reference): `--method kto` takes the same outcomes as desirable (accepted) or not, unpaired, as KTO does;
+The preference methods keep the model near where it started (the reference: the model as training starts, so
+the bare base for a new adapter, or the adapter training goes on from, Zeta's SFT-then-DPO order):
+`--method kto` takes the same outcomes as desirable (accepted) or not, unpaired, as KTO does;
 `--method dpo` takes pairs with one prompt, the code that is there against what the serving pipeline answers
 there when it is wrong (training.fim_examples.mistakes), so the model learns away from its own mistakes, with
 the chosen middle's cross-entropy added (RPO, trl's `rpo_alpha`) so the margin does not grow by pushing both
@@ -78,12 +79,12 @@ class Config:
     rank: int = 4  # the shipped adapter's (models/adapters/): rank 16 measured no better (docs/benchmarks.md)
     alpha: float = 8.0
     # the adapter to go on from: "serving" (the one serving now, the shipped one until yours is promoted, when its
-    # rank and alpha are these; kto and dpo start from the bare base, their reference), "none", or a name
+    # rank and alpha are these; for kto and dpo it is also their reference), "none", or a name
     start: str = "serving"
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     max_len: int = 1024  # tokens, prompt + middle; longer examples are skipped
     unlikely: float = 4.0  # pg: a rejected completion with a mean loss above this (nats) is left alone
-    beta: float = 0.1  # kto, dpo: how far from the reference (the base model) the log-ratios may pull
+    beta: float = 0.1  # kto, dpo: how far from the reference (the model as training starts) the log-ratios may pull
     # dpo: weight of the chosen middle's own cross-entropy beside the preference (RPO). Without it the margin grows
     # by pushing both sides down: 100 steps on 149 pairs took held-out loss 1.94 -> 7.26 (docs/benchmarks.md).
     rpo: float = 1.0
@@ -144,13 +145,16 @@ def seq_logprob(model, item: dict):
     return -loss * item["n_target"]
 
 
-def reference(model, item: dict) -> float:
-    """seq_logprob under the reference model (the adapter switched off), computed once per item."""
-    if "ref" not in item:
-        import torch
-        with torch.no_grad(), model.disable_adapter():
-            item["ref"] = seq_logprob(model, item).item()
-    return item["ref"]
+def set_references(model, items: list[dict]) -> None:
+    """Each preference item's seq_logprob under the model as training starts: its reference. That is the bare
+    base for a new adapter (LoRA starts as the identity) and the starting adapter when training goes on from one."""
+    import torch
+    model.eval()
+    with torch.no_grad():
+        for item in items:
+            for side in (item["chosen"], item["rejected"]) if "chosen" in item else (item,):
+                if "ref" not in side:
+                    side["ref"] = seq_logprob(model, side).item()
 
 
 def objective(model, item: dict, cfg: Config, kl: list[float]):
@@ -161,10 +165,10 @@ def objective(model, item: dict, cfg: Config, kl: list[float]):
         c, r = item["chosen"], item["rejected"]
         nll, _ = item_loss(model, c)
         chosen = -nll * c["n_target"]
-        margin = (chosen - reference(model, c)) - (seq_logprob(model, r) - reference(model, r))
+        margin = (chosen - c["ref"]) - (seq_logprob(model, r) - r["ref"])
         return -F.logsigmoid(cfg.beta * margin) + cfg.rpo * nll
     if cfg.method == "kto":  # 1 - sigmoid(beta * (ratio - z0)) when desirable, (z0 - ratio) when not
-        ratio = seq_logprob(model, item) - reference(model, item)
+        ratio = seq_logprob(model, item) - item["ref"]
         z0 = max(0.0, float(np.mean(kl[-32:]))) if kl else 0.0
         kl.append(ratio.item())
         sign = 1.0 if item["weight"] > 0 else -1.0
@@ -217,6 +221,8 @@ def train(model, items: list[dict], cfg: Config, ckpt: Path | None = None) -> li
     order = list(range(len(items)))
     random.Random(cfg.seed).shuffle(order)
     order = order[rank::size] or order
+    if cfg.method in ("kto", "dpo"):
+        set_references(model, [items[i] for i in order])
     start, losses = 0, []
     if ckpt and ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -322,7 +328,7 @@ def starting_point(model, cfg: Config, base) -> str | None:
     training starts from the bare base. The serving adapter is skipped, said on stderr, when it does not fit;
     a named one that does not fit is an error."""
     name = (promoted(base.identity) if cfg.start == "serving" else cfg.start) if cfg.start != "none" else None
-    if not name or (cfg.method in ("kto", "dpo") and cfg.start == "serving"):  # their reference is the bare base
+    if not name:
         return None
     try:
         adapter = resolve_adapter(name, base)
