@@ -26,6 +26,11 @@ from .features import vectorize
 
 AGGRESSIVENESS = ("off", "low", "medium", "high")
 STAGES = ("before", "after")
+# onnxruntime's official builds now send usage events to Microsoft on Linux and macOS too (1DS: its threads look
+# up mobile.events.data.microsoft.com, which also stalls requests where DNS does not answer). Ghostline sends
+# nothing anywhere. The opt-out must be in the environment before onnxruntime initialises, so it is set when
+# this module, the one that loads onnxruntime for the server and for training, is imported.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 
 class Filter(Protocol):
@@ -51,10 +56,6 @@ class OnnxStage:
     """One stage's logistic regression in onnxruntime; `names` orders the feature vector as it was trained."""
 
     def __init__(self, path: Path, names: Sequence[str], thresholds: dict[str, float]):
-        # onnxruntime's official builds now send usage events to Microsoft on Linux and macOS too (1DS: its
-        # threads look up mobile.events.data.microsoft.com, which also stalls requests where DNS does not
-        # answer). Ghostline sends nothing anywhere; the opt-out must be set before onnxruntime initialises.
-        os.environ["ORT_DISABLE_TELEMETRY"] = "1"
         import onnxruntime as ort  # imported when a filter is loaded: the server without one never pays for it
 
         opts = ort.SessionOptions()
