@@ -151,7 +151,7 @@ def set_references(model, items: list[dict]) -> None:
     import torch
     model.eval()
     with torch.no_grad():
-        for item in items:
+        for item in tqdm(items, desc="references", file=sys.stderr):
             for side in (item["chosen"], item["rejected"]) if "chosen" in item else (item,):
                 if "ref" not in side:
                     side["ref"] = seq_logprob(model, side).item()
@@ -221,8 +221,9 @@ def train(model, items: list[dict], cfg: Config, ckpt: Path | None = None) -> li
     order = list(range(len(items)))
     random.Random(cfg.seed).shuffle(order)
     order = order[rank::size] or order
-    if cfg.method in ("kto", "dpo"):
-        set_references(model, [items[i] for i in order])
+    if cfg.method in ("kto", "dpo"):  # the items the steps will visit
+        visited = {order[k % len(order)] for k in range(cfg.steps * cfg.grad_accum)}
+        set_references(model, [items[i] for i in sorted(visited)])
     start, losses = 0, []
     if ckpt and ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
