@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import replace
@@ -109,7 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
         return 0
-    return serve_stdio(server)
+    code = serve_stdio(server)
+    if code == 0:  # after shutdown and exit: every answer is sent and every write done
+        # so the interpreter's teardown is skipped: a native library's threads can abort it ("terminate called
+        # without an active exception", about one exit in fifteen), which the client sees as a crash.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return code
 
 
 if __name__ == "__main__":
