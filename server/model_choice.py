@@ -37,8 +37,9 @@ def gpu_offload() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def serving_threads() -> int:
+    """The threads llama.cpp computes with (GHOSTLINE_THREADS, else one a core): what `auto` judges speed by."""
+    return int(os.environ.get("GHOSTLINE_THREADS", "0")) or os.cpu_count() or 1
 
 
 def downloaded(name: str) -> bool:
@@ -64,5 +65,5 @@ def resolve_auto(model: str | None) -> tuple[str | None, str | None]:
     """(model to load, why) for the `ghostline.model` setting: `auto` becomes a manifest name."""
     if model != AUTO:
         return model, None
-    choice = choose(gpu=gpu_offload(), cores=usable_cores())
+    choice = choose(gpu=gpu_offload(), cores=serving_threads())
     return choice.model, choice.why

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bake, trial
-from .model_choice import gpu_offload, resolve_auto
+from .model_choice import gpu_offload, resolve_auto, serving_threads
 from .models import ModelError, ResolvedModel, resolve
 from .options import Options
 from .registry import Adapter, promoted, resolve_adapter, shipped
@@ -178,7 +177,7 @@ class LlamaRuntime:
             raise ModelError(f"llama-cpp-python is not installed ({e}); run `make setup`") from e
         self.model = model
         self.template: FimTemplate = get_template(model.fim_template)
-        threads = n_threads or int(os.environ.get("GHOSTLINE_THREADS", "0")) or os.cpu_count() or 1
+        threads = n_threads or serving_threads()
         t0 = time.perf_counter()
         _route_llama_logs(llama_cpp)
         try:

@@ -54,10 +54,10 @@ def test_the_status_bar_says_why_auto_chose_the_model():
 
 @pytest.mark.model
 def test_auto_loads_what_it_chose_and_offloads_only_where_llama_cpp_can():
-    from server.model_choice import gpu_offload, usable_cores
+    from server.model_choice import gpu_offload, serving_threads
     from server.runtime import load_runtime
 
     runtime = load_runtime(AUTO, "none")
-    assert runtime.model.name == choose(gpu=gpu_offload(), cores=usable_cores()).model
+    assert runtime.model.name == choose(gpu=gpu_offload(), cores=serving_threads()).model
     assert runtime.chosen.startswith(f"auto: {runtime.model.name}")
     assert (runtime.llm.model_params.n_gpu_layers > 0) == gpu_offload()  # llama-cpp-python stores -1 as "all"
